@@ -1,0 +1,228 @@
+/**
+ * The commit path shared by every backend: request validation, the commit queue, group commit, optimistic
+ * version checks, journal sealing and in-order application. A backend plugs in a `CommitPersister` that makes a
+ * group durable (the memory backend's keeps journal lines in an array; lowdb's writes the journal and the WAL).
+ *
+ * Ordering: commits are queued in call order. One writer loop takes everything queued, checks each request
+ * against the state left by the requests before it (committed state plus the earlier members of the group),
+ * seals the journal entries of the accepted ones in order, hands the whole group to the persister, and only
+ * when that resolves applies the changes to memory and resolves the callers. Readers therefore never see a
+ * change that is not yet durable, and a request that fails its checks is rejected alone.
+ */
+import {
+  StoreConflictError,
+  StoreError,
+  StoreIoError,
+  type CommitRequest,
+  type CommitResult,
+  type JournalEntry,
+  type JournalHead,
+  type JournalSealer,
+} from "../store.js";
+import type { AppliedOp, RecordTable, StoredEntry } from "./record-table.js";
+
+/** One group, ready to be made durable. */
+export interface PersistBatch {
+  /** Changes of the accepted requests, in commit order. */
+  readonly ops: readonly AppliedOp[];
+  /** Sealed journal lines of the accepted requests, in commit order. */
+  readonly journalLines: readonly string[];
+  /** Journal head after the group. */
+  readonly head: JournalHead;
+}
+
+export interface CommitPersister {
+  /**
+   * Makes the group durable. Called by one writer at a time, never concurrently. On failure it must leave no
+   * trace that a later open would apply, and reject with `StoreIoError`.
+   */
+  persist(batch: PersistBatch): Promise<void>;
+}
+
+interface PreparedMutation {
+  readonly op: "put" | "delete";
+  readonly key: string;
+  /** JSON text of a put's value, taken when `commit` was called, so later changes by the caller don't leak in. */
+  readonly json?: string;
+  readonly expectVersion?: number;
+}
+
+interface QueuedCommit {
+  readonly mutations: readonly PreparedMutation[];
+  readonly journal: readonly JournalEntry[];
+  readonly resolve: (result: CommitResult) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+interface AcceptedCommit {
+  readonly item: QueuedCommit;
+  readonly versions: Map<string, number>;
+  readonly head: JournalHead;
+}
+
+/** A group takes at most this many requests, so one slow group cannot grow without bound. */
+const MAX_GROUP = 1024;
+
+export class CommitEngine {
+  readonly #table: RecordTable;
+  readonly #sealer: JournalSealer | undefined;
+  readonly #persister: CommitPersister;
+  #head: JournalHead;
+  #queue: QueuedCommit[] = [];
+  #writer: Promise<void> = Promise.resolve();
+  #isWriting = false;
+
+  constructor(deps: { table: RecordTable; sealer: JournalSealer | undefined; persister: CommitPersister; head: JournalHead }) {
+    this.#table = deps.table;
+    this.#sealer = deps.sealer;
+    this.#persister = deps.persister;
+    this.#head = deps.head;
+  }
+
+  /** The committed journal head. */
+  get head(): JournalHead {
+    return this.#head;
+  }
+
+  commit(request: CommitRequest): Promise<CommitResult> {
+    let mutations: PreparedMutation[];
+    let journal: JournalEntry[];
+    try {
+      ({ mutations, journal } = prepare(request));
+      if (journal.length > 0 && this.#sealer === undefined) throw new StoreError("this store has no journal");
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return new Promise<CommitResult>((resolve, reject) => {
+      this.#queue.push({ mutations, journal, resolve, reject });
+      if (!this.#isWriting) {
+        this.#isWriting = true;
+        this.#writer = this.#drain();
+      }
+    });
+  }
+
+  /** Resolves when every commit queued so far has settled. */
+  async idle(): Promise<void> {
+    while (this.#isWriting) await this.#writer;
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        const group = this.#queue.splice(0, MAX_GROUP);
+        await this.#commitGroup(group);
+      }
+    } finally {
+      // Cleared in the same turn as the empty-queue check, so a commit queued later always starts a writer.
+      this.#isWriting = false;
+    }
+  }
+
+  async #commitGroup(group: readonly QueuedCommit[]): Promise<void> {
+    // Earlier members' changes, so a later member is checked against them (undefined entry = deleted).
+    const overlay = new Map<string, StoredEntry | undefined>();
+    const ops: AppliedOp[] = [];
+    const journalLines: string[] = [];
+    const accepted: AcceptedCommit[] = [];
+    let head = this.#head;
+
+    for (const item of group) {
+      try {
+        const local = new Map<string, StoredEntry | undefined>();
+        const itemOps: AppliedOp[] = [];
+        const current = (key: string): StoredEntry | undefined =>
+          local.has(key) ? local.get(key) : overlay.has(key) ? overlay.get(key) : this.#table.entry(key);
+        for (const m of item.mutations) {
+          const version = current(m.key)?.version ?? 0;
+          if (m.expectVersion !== undefined && m.expectVersion !== version) {
+            throw new StoreConflictError(m.key, m.expectVersion, version);
+          }
+          if (m.op === "put") {
+            const entry = { version: version + 1, json: m.json! };
+            local.set(m.key, entry);
+            itemOps.push({ kind: "put", key: m.key, ...entry });
+          } else {
+            local.set(m.key, undefined);
+            itemOps.push({ kind: "delete", key: m.key });
+          }
+        }
+        const sealed = item.journal.length > 0 ? this.#seal(item.journal, head) : { lines: [], head };
+        // Accepted: fold its changes into the group.
+        const versions = new Map<string, number>();
+        for (const [key, entry] of local) {
+          overlay.set(key, entry);
+          if (entry !== undefined) versions.set(key, entry.version);
+        }
+        ops.push(...itemOps);
+        journalLines.push(...sealed.lines);
+        head = sealed.head;
+        accepted.push({ item, versions, head });
+      } catch (error) {
+        item.reject(error);
+      }
+    }
+    if (accepted.length === 0) return;
+
+    try {
+      if (ops.length > 0 || journalLines.length > 0) await this.#persister.persist({ ops, journalLines, head });
+    } catch (error) {
+      const failure = error instanceof StoreError ? error : new StoreIoError("commit failed", { cause: error });
+      for (const a of accepted) a.item.reject(failure);
+      return;
+    }
+    // Durable: make it visible, all of the group at once (no await in between).
+    this.#table.apply(ops);
+    this.#head = head;
+    for (const a of accepted) a.item.resolve({ versions: a.versions, journalHead: a.head });
+  }
+
+  #seal(entries: readonly JournalEntry[], prev: JournalHead): { lines: string[]; head: JournalHead } {
+    let sealed: { lines: string[]; head: JournalHead };
+    try {
+      sealed = this.#sealer!.seal(entries, prev);
+    } catch (error) {
+      throw new StoreError("journal sealer failed", { cause: error });
+    }
+    const { lines, head } = sealed;
+    // Line i of the journal is sequence number i: readJournal and recovery rely on it.
+    if (lines.length !== entries.length || head.seq !== prev.seq + lines.length) {
+      throw new StoreError(`journal sealer returned ${lines.length} lines ending at seq ${head.seq} after seq ${prev.seq}`);
+    }
+    for (const line of lines) {
+      if (typeof line !== "string" || line.includes("\n") || line.includes("\r")) {
+        throw new StoreError("journal sealer returned a line that is not a single line of text");
+      }
+    }
+    return { lines: [...lines], head: Object.freeze({ seq: head.seq, hash: head.hash, signature: head.signature }) };
+  }
+}
+
+/** Validates a request and copies what the caller could still change. Throws `StoreError`. */
+function prepare(request: CommitRequest): { mutations: PreparedMutation[]; journal: JournalEntry[] } {
+  if (typeof request !== "object" || request === null || !Array.isArray(request.mutations)) {
+    throw new StoreError("commit request needs a mutations array");
+  }
+  const mutations = request.mutations.map((m, i): PreparedMutation => {
+    if (typeof m !== "object" || m === null) throw new StoreError(`mutation ${i} is not an object`);
+    if (typeof m.key !== "string" || m.key === "") throw new StoreError(`mutation ${i} needs a non-empty key`);
+    if (m.expectVersion !== undefined && !(Number.isSafeInteger(m.expectVersion) && m.expectVersion >= 0)) {
+      throw new StoreError(`mutation ${i} (${m.key}): expectVersion must be an integer >= 0`);
+    }
+    const expect = m.expectVersion === undefined ? {} : { expectVersion: m.expectVersion };
+    if (m.op === "delete") return { op: "delete", key: m.key, ...expect };
+    if (m.op !== "put") throw new StoreError(`mutation ${i} (${m.key}): unknown op`);
+    const json: unknown = JSON.stringify(m.value);
+    if (typeof json !== "string") throw new StoreError(`mutation ${i} (${m.key}): value is not JSON`);
+    return { op: "put", key: m.key, json, ...expect };
+  });
+  const entries = request.journal ?? [];
+  if (!Array.isArray(entries)) throw new StoreError("journal must be an array");
+  const journal = entries.map((entry, i): JournalEntry => {
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
+      throw new StoreError(`journal entry ${i} is not an object`);
+    }
+    return JSON.parse(JSON.stringify(entry)) as JournalEntry;
+  });
+  return { mutations, journal };
+}
