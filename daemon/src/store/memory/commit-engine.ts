@@ -97,7 +97,8 @@ export class CommitEngine {
       this.#queue.push({ mutations, journal, resolve, reject });
       if (!this.#isWriting) {
         this.#isWriting = true;
-        this.#writer = this.#drain();
+        // Start on the next microtask, so that commits issued in the same turn share the first group too.
+        this.#writer = Promise.resolve().then(() => this.#drain());
       }
     });
   }

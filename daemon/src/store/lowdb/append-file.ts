@@ -1,0 +1,92 @@
+/**
+ * An append-only file with an explicit committed end. Writes go to the committed end by position (not
+ * O_APPEND), so the bytes of a failed append are overwritten by the next one even when truncating them failed,
+ * and the file never holds a committed byte after an uncommitted one.
+ */
+import { open, type FileHandle } from "node:fs/promises";
+import { InjectedFaultError, type FaultPoint, type StoreFaults } from "./faults.js";
+
+export interface AppendFaultPoints {
+  readonly write: FaultPoint;
+  readonly sync: FaultPoint;
+  readonly rollback: FaultPoint;
+}
+
+export class AppendFile {
+  readonly path: string;
+  readonly #fh: FileHandle;
+  readonly #faults: StoreFaults | undefined;
+  readonly #points: AppendFaultPoints;
+  #end: number;
+
+  private constructor(path: string, fh: FileHandle, end: number, faults: StoreFaults | undefined, points: AppendFaultPoints) {
+    this.path = path;
+    this.#fh = fh;
+    this.#end = end;
+    this.#faults = faults;
+    this.#points = points;
+  }
+
+  /** Opens an existing file whose committed content ends at `end` (recovery has cut anything after it). */
+  static async open(path: string, end: number, points: AppendFaultPoints, faults?: StoreFaults): Promise<AppendFile> {
+    return new AppendFile(path, await open(path, "r+"), end, faults, points);
+  }
+
+  /** Committed length in bytes. */
+  get end(): number {
+    return this.#end;
+  }
+
+  /**
+   * Writes `data` at the committed end and fsyncs it; returns the new end without committing it. On failure
+   * the caller must `rollback()` (the bytes may be in the file).
+   */
+  async write(data: Buffer): Promise<number> {
+    const action = this.#faults?.inject(this.#points.write);
+    if (action === "partial") {
+      await writeFully(this.#fh, data.subarray(0, data.length >> 1), this.#end);
+      throw new InjectedFaultError(this.#points.write);
+    }
+    if (action === "fail") throw new InjectedFaultError(this.#points.write);
+    await writeFully(this.#fh, data, this.#end);
+    if (this.#faults?.inject(this.#points.sync) !== undefined) throw new InjectedFaultError(this.#points.sync);
+    // datasync also flushes the size change, which is all the metadata a reader needs.
+    await this.#fh.datasync();
+    return this.#end + data.length;
+  }
+
+  /** Makes `end` (returned by `write`) the committed end. */
+  confirm(end: number): void {
+    this.#end = end;
+  }
+
+  /** Cuts the file back to the committed end, durably. */
+  async rollback(): Promise<void> {
+    if (this.#faults?.inject(this.#points.rollback) !== undefined) throw new InjectedFaultError(this.#points.rollback);
+    await this.#fh.truncate(this.#end);
+    await this.#fh.datasync();
+  }
+
+  async read(position: number, length: number): Promise<Buffer> {
+    const buffer = Buffer.alloc(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await this.#fh.read(buffer, done, length - done, position + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return done === length ? buffer : buffer.subarray(0, done);
+  }
+
+  async close(): Promise<void> {
+    await this.#fh.close();
+  }
+}
+
+async function writeFully(fh: FileHandle, data: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
+  }
+}

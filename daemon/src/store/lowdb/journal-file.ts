@@ -1,0 +1,140 @@
+/**
+ * The audit journal file: append-only JSON lines, line i holding sequence number i. Only the first
+ * `committedBytes` are committed (the WAL records that length); recovery moves anything after it to
+ * `audit.rolledback.jsonl` and cuts it off. An index of line offsets keeps `read` proportional to what it returns.
+ */
+import { open } from "node:fs/promises";
+import { dirname } from "node:path";
+import { StoreCorruptError } from "../store.js";
+import { AppendFile } from "./append-file.js";
+import { fileSize, syncDirectory } from "./durable-file.js";
+import type { StoreFaults } from "./faults.js";
+
+const SCAN_CHUNK_BYTES = 1 << 20;
+
+export class JournalFile {
+  readonly #file: AppendFile;
+  /** Start offset of each committed line: #starts[i] is where sequence number i + 1 begins. */
+  readonly #starts: number[];
+
+  private constructor(file: AppendFile, starts: number[]) {
+    this.#file = file;
+    this.#starts = starts;
+  }
+
+  /**
+   * Opens (creating it if absent and nothing is committed) the journal whose committed part is `committedBytes`
+   * long and holds `committedLines` lines, after recovering its tail. A journal shorter than its committed length,
+   * or whose committed part does not hold exactly `committedLines` lines, was truncated or altered outside the
+   * store: that is `StoreCorruptError`, not something to repair silently.
+   */
+  static async open(
+    path: string,
+    rolledBackPath: string,
+    committed: { bytes: number; lines: number },
+    faults?: StoreFaults,
+  ): Promise<JournalFile> {
+    let size = await fileSize(path);
+    if (size === undefined) {
+      if (committed.bytes > 0) throw new StoreCorruptError(`audit journal ${path} is missing`);
+      await (await open(path, "a")).close();
+      await syncDirectory(dirname(path));
+      size = 0;
+    }
+    if (size < committed.bytes) {
+      throw new StoreCorruptError(
+        `audit journal ${path} has ${size} bytes but ${committed.bytes} are committed: it was truncated or replaced`,
+      );
+    }
+    const file = await AppendFile.open(
+      path,
+      committed.bytes,
+      { write: "journal-write", sync: "journal-sync", rollback: "journal-rollback" },
+      faults,
+    );
+    try {
+      if (size > committed.bytes) await moveTailAside(file, size, rolledBackPath);
+      const starts = await scanLineStarts(file, committed.bytes);
+      if (starts.length !== committed.lines) {
+        throw new StoreCorruptError(
+          `audit journal ${path} holds ${starts.length} committed lines but the store committed ${committed.lines}`,
+        );
+      }
+      return new JournalFile(file, starts);
+    } catch (error) {
+      await file.close();
+      throw error;
+    }
+  }
+
+  get committedBytes(): number {
+    return this.#file.end;
+  }
+
+  get lineCount(): number {
+    return this.#starts.length;
+  }
+
+  /** Writes and fsyncs `lines` after the committed part; returns the new end, not yet committed. */
+  async append(lines: readonly string[]): Promise<number> {
+    return this.#file.write(Buffer.from(lines.map((line) => `${line}\n`).join(""), "utf8"));
+  }
+
+  /** Commits an `append` once the WAL record naming `end` is durable. */
+  confirm(lines: readonly string[], end: number): void {
+    let pos = this.#file.end;
+    for (const line of lines) {
+      this.#starts.push(pos);
+      pos += Buffer.byteLength(line, "utf8") + 1;
+    }
+    this.#file.confirm(end);
+  }
+
+  /** Cuts off an append that was not committed. */
+  async rollback(): Promise<void> {
+    await this.#file.rollback();
+  }
+
+  /** Committed lines with sequence numbers `from <= seq < to`. */
+  async read(from: number, to: number): Promise<string[]> {
+    if (to <= from) return [];
+    const start = this.#starts[from - 1];
+    if (start === undefined) return [];
+    const end = this.#starts[to - 1] ?? this.#file.end;
+    const text = (await this.#file.read(start, end - start)).toString("utf8");
+    return text.split("\n").slice(0, to - from);
+  }
+
+  async close(): Promise<void> {
+    await this.#file.close();
+  }
+}
+
+/** Keeps the uncommitted tail as evidence, durably, before cutting it off the journal. */
+async function moveTailAside(file: AppendFile, size: number, rolledBackPath: string): Promise<void> {
+  const tail = await file.read(file.end, size - file.end);
+  const evidence = tail[tail.length - 1] === 0x0a ? tail : Buffer.concat([tail, Buffer.from("\n")]);
+  const out = await open(rolledBackPath, "a");
+  try {
+    await out.write(evidence);
+    await out.sync();
+  } finally {
+    await out.close();
+  }
+  await syncDirectory(dirname(rolledBackPath));
+  await file.rollback();
+}
+
+async function scanLineStarts(file: AppendFile, end: number): Promise<number[]> {
+  const starts: number[] = [];
+  let lineStart = 0;
+  for (let pos = 0; pos < end; pos += SCAN_CHUNK_BYTES) {
+    const chunk = await file.read(pos, Math.min(SCAN_CHUNK_BYTES, end - pos));
+    for (let nl = chunk.indexOf(0x0a); nl >= 0; nl = chunk.indexOf(0x0a, nl + 1)) {
+      starts.push(lineStart);
+      lineStart = pos + nl + 1;
+    }
+  }
+  if (lineStart !== end) throw new StoreCorruptError(`audit journal ${file.path}: the committed part ends inside a line`);
+  return starts;
+}

@@ -1,0 +1,156 @@
+/**
+ * The write-ahead log: numbered segment files `wal/<n>.wal` of checksummed JSON lines, `<crc32 hex> <json>\n`.
+ *
+ * Every segment starts with a header record holding the state at its creation (commit number, journal head,
+ * committed journal length); then come commit records, one per group commit, each holding the group's changes
+ * with their resulting versions, the journal head after it and the journal's committed length. A commit record
+ * reaching the disk whole is the commit point. Replay is idempotent (absolute versions), so replaying a segment
+ * over shard files that already contain some of its changes gives the same state.
+ */
+import { readFile, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { crc32 } from "node:zlib";
+import { StoreCorruptError, type JournalHead } from "../store.js";
+import type { AppliedOp } from "../memory/record-table.js";
+
+/** State carried by every record: the commit number and the journal as of that commit. */
+export interface WalState {
+  /** Number of the last commit record (0 before the first). */
+  readonly commitSeq: number;
+  readonly head: JournalHead;
+  /** Committed length of the journal file in bytes. */
+  readonly journalBytes: number;
+}
+
+export type WalRecord =
+  | ({ readonly type: "header"; readonly segment: number } & WalState)
+  | ({ readonly type: "commit"; readonly ops: readonly AppliedOp[] } & WalState);
+
+const SEGMENT_NAME = /^(\d{12})\.wal$/;
+
+export function segmentFileName(segment: number): string {
+  return `${String(segment).padStart(12, "0")}.wal`;
+}
+
+/** Segment numbers present in `walDir`, ascending. */
+export async function listSegments(walDir: string): Promise<number[]> {
+  const names = await readdir(walDir);
+  return names
+    .map((name) => SEGMENT_NAME.exec(name)?.[1])
+    .filter((n): n is string => n !== undefined)
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
+export function encodeHeader(segment: number, state: WalState): Buffer {
+  return frame(`{"t":"h","seg":${segment},${encodeState(state)}}`);
+}
+
+/** Values are embedded as the JSON text already held in memory: no second stringify on the commit path. */
+export function encodeCommit(ops: readonly AppliedOp[], state: WalState): Buffer {
+  const parts = ops.map((op) =>
+    op.kind === "put" ? `[${JSON.stringify(op.key)},${op.version},${op.json}]` : `[${JSON.stringify(op.key)}]`,
+  );
+  return frame(`{"t":"c","ops":[${parts.join(",")}],${encodeState(state)}}`);
+}
+
+function encodeState(state: WalState): string {
+  const head = JSON.stringify({ seq: state.head.seq, hash: state.head.hash, signature: state.head.signature });
+  return `"c":${state.commitSeq},"head":${head},"jl":${state.journalBytes}`;
+}
+
+function frame(json: string): Buffer {
+  const body = Buffer.from(json, "utf8");
+  const crc = crc32(body).toString(16).padStart(8, "0");
+  return Buffer.concat([Buffer.from(`${crc} `), body, Buffer.from("\n")]);
+}
+
+export interface SegmentContents {
+  readonly records: WalRecord[];
+  /** Bytes of whole, valid records from the start; anything after is a torn tail. */
+  readonly validBytes: number;
+  /** Length of the first record (the header when the segment is whole). */
+  readonly firstRecordBytes: number;
+  readonly fileBytes: number;
+}
+
+/**
+ * Reads a segment. A record that is incomplete or fails its checksum ends the valid part: that is a torn tail,
+ * left by a crash during an append. A valid record after an invalid one cannot come from a crash (appends are
+ * sequential and each is fsynced before the next), so it means damage: `StoreCorruptError`.
+ */
+export async function readSegment(path: string): Promise<SegmentContents> {
+  const data = await readFile(path);
+  const records: WalRecord[] = [];
+  let pos = 0;
+  let firstRecordBytes = 0;
+  while (pos < data.length) {
+    const nl = data.indexOf(0x0a, pos);
+    const record = nl < 0 ? undefined : decodeLine(data.subarray(pos, nl), path);
+    if (record === undefined) {
+      if (hasValidLineAfter(data, nl < 0 ? data.length : nl + 1, path)) {
+        throw new StoreCorruptError(`WAL segment ${path} is damaged at byte ${pos}: valid records follow an invalid one`);
+      }
+      break;
+    }
+    records.push(record);
+    pos = nl + 1;
+    if (records.length === 1) firstRecordBytes = pos;
+  }
+  return { records, validBytes: pos, firstRecordBytes, fileBytes: data.length };
+}
+
+function hasValidLineAfter(data: Buffer, from: number, path: string): boolean {
+  let pos = from;
+  while (pos < data.length) {
+    const nl = data.indexOf(0x0a, pos);
+    if (nl < 0) return false;
+    if (decodeLine(data.subarray(pos, nl), path) !== undefined) return true;
+    pos = nl + 1;
+  }
+  return false;
+}
+
+/** undefined when the line is torn (bad framing or checksum); throws when a checksummed record is malformed. */
+function decodeLine(line: Buffer, path: string): WalRecord | undefined {
+  if (line.length < 10 || line[8] !== 0x20) return undefined;
+  const body = line.subarray(9);
+  const crc = Number.parseInt(line.subarray(0, 8).toString("latin1"), 16);
+  if (!Number.isFinite(crc) || crc32(body) !== crc) return undefined;
+  try {
+    return toRecord(JSON.parse(body.toString("utf8")) as unknown);
+  } catch (error) {
+    throw new StoreCorruptError(`WAL segment ${path} holds a malformed record`, { cause: error });
+  }
+}
+
+function toRecord(raw: unknown): WalRecord {
+  if (typeof raw !== "object" || raw === null) throw new Error("not an object");
+  const r = raw as Record<string, unknown>;
+  const state = toState(r);
+  if (r["t"] === "h" && isCount(r["seg"])) return { type: "header", segment: r["seg"], ...state };
+  if (r["t"] !== "c" || !Array.isArray(r["ops"])) throw new Error("unknown record type");
+  const ops = r["ops"].map((op: unknown): AppliedOp => {
+    if (!Array.isArray(op) || typeof op[0] !== "string") throw new Error("bad op");
+    if (op.length === 1) return { kind: "delete", key: op[0] };
+    if (op.length !== 3 || !isCount(op[1])) throw new Error("bad put op");
+    return { kind: "put", key: op[0], version: op[1], json: JSON.stringify(op[2]) };
+  });
+  return { type: "commit", ops, ...state };
+}
+
+function toState(r: Record<string, unknown>): WalState {
+  const head = r["head"] as Record<string, unknown> | null | undefined;
+  if (!isCount(r["c"]) || !isCount(r["jl"]) || typeof head !== "object" || head === null) throw new Error("bad state");
+  const { seq, hash, signature } = head;
+  if (!isCount(seq) || typeof hash !== "string" || typeof signature !== "string") throw new Error("bad journal head");
+  return { commitSeq: r["c"], journalBytes: r["jl"], head: Object.freeze({ seq, hash, signature }) };
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+}
+
+export function segmentPath(walDir: string, segment: number): string {
+  return join(walDir, segmentFileName(segment));
+}

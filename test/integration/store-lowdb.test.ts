@@ -1,0 +1,295 @@
+/**
+ * LowdbStore: the Store contract on disk, plus durability and recovery. A "crash image" is a copy of the store's
+ * directory taken while the store is open and idle: everything fsynced is in it, as after a kill -9.
+ */
+import test, { type ExecutionContext } from "ava";
+import { appendFile, cp, mkdtemp, readFile, readdir, rm, stat, truncate, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LowdbStore, type LowdbStoreOptions } from "../../daemon/src/store/lowdb/lowdb-store.js";
+import type { FaultAction, FaultPoint, StoreFaults } from "../../daemon/src/store/lowdb/faults.js";
+import { StoreCorruptError, StoreIoError, type Mutation } from "../../daemon/src/store/store.js";
+import { snapshotStore, storeContract } from "../contract/store.js";
+import { sha256Sealer, verifySealedLines } from "../support/store-sealer.js";
+
+async function tempDir(t: ExecutionContext<unknown>): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "mcko-store-"));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function openStore(t: ExecutionContext<unknown>, options: LowdbStoreOptions): Promise<LowdbStore> {
+  const store = await LowdbStore.open(options);
+  t.teardown(() => store.close());
+  return store;
+}
+
+/** A copy of `dir` as a crash would leave it (the store must be idle). */
+async function crashImage(t: ExecutionContext<unknown>, dir: string): Promise<string> {
+  const copy = await tempDir(t);
+  await cp(dir, copy, { recursive: true });
+  return copy;
+}
+
+/** Fails the named steps once each, in the order given. */
+class ScriptedFaults implements StoreFaults {
+  readonly #plan: { point: FaultPoint; action: FaultAction }[] = [];
+  fail(point: FaultPoint, action: FaultAction = "fail"): this {
+    this.#plan.push({ point, action });
+    return this;
+  }
+  inject(point: FaultPoint): FaultAction | undefined {
+    const i = this.#plan.findIndex((p) => p.point === point);
+    if (i < 0) return undefined;
+    return this.#plan.splice(i, 1)[0]!.action;
+  }
+  get pending(): number {
+    return this.#plan.length;
+  }
+}
+
+const put = (key: string, value: unknown, expectVersion?: number): Mutation =>
+  ({ op: "put", key, value, ...(expectVersion === undefined ? {} : { expectVersion }) }) as Mutation;
+
+async function segmentFiles(dir: string): Promise<string[]> {
+  return (await readdir(join(dir, "wal"))).filter((n) => n.endsWith(".wal")).sort();
+}
+
+storeContract(test, async (t, options) => openStore(t, { dir: await tempDir(t), shardCount: 16, ...options }));
+
+test("lowdb: everything committed survives close and reopen, with the default shard count", async (t) => {
+  const dir = await tempDir(t);
+  const store = await LowdbStore.open({ dir, sealer: sha256Sealer });
+  for (let i = 0; i < 20; i++) {
+    await store.commit({
+      mutations: Array.from({ length: 50 }, (_, j) => put(`r/${i}/${j}`, { i, j, s: "x".repeat(j) })),
+      journal: [{ batch: i }],
+    });
+  }
+  await store.commit({ mutations: [put("r/0/0", "updated", 1), { op: "delete", key: "r/1/1", expectVersion: 1 }] });
+  const before = await snapshotStore(store);
+  t.is(before.records.length, 999);
+  await store.close();
+  const reopened = await openStore(t, { dir, sealer: sha256Sealer });
+  t.deepEqual(await snapshotStore(reopened), before);
+  t.is(reopened.stats().shardCount, 512);
+  t.deepEqual(await reopened.get("r/0/0"), { key: "r/0/0", version: 2, value: "updated" });
+  t.deepEqual(verifySealedLines(before.journal).head, before.head);
+});
+
+test("lowdb: a crash image holds every resolved commit (no close, no checkpoint)", async (t) => {
+  const dir = await tempDir(t);
+  const store = await openStore(t, { dir, sealer: sha256Sealer, shardCount: 8 });
+  await Promise.all(
+    Array.from({ length: 100 }, (_, i) => store.commit({ mutations: [put(`c/${i}`, i, 0)], journal: [{ i }] })),
+  );
+  const before = await snapshotStore(store);
+  t.is(store.stats().checkpoints, 0);
+  const image = await crashImage(t, dir);
+  t.deepEqual((await readdir(join(image, "shards"))).length, 0, "nothing checkpointed: all from the WAL");
+  const recovered = await openStore(t, { dir: image, sealer: sha256Sealer });
+  t.deepEqual(await snapshotStore(recovered), before);
+});
+
+test("lowdb: a torn last WAL record is cut off and its journal lines are moved aside", async (t) => {
+  const dir = await tempDir(t);
+  const store = await openStore(t, { dir, sealer: sha256Sealer, shardCount: 8 });
+  await store.commit({ mutations: [put("t/a", "a")], journal: [{ e: "a" }] });
+  const committed = await snapshotStore(store);
+  await store.commit({ mutations: [put("t/b", "b"), put("t/c", "c")], journal: [{ e: "b" }, { e: "c" }] });
+  const image = await crashImage(t, dir);
+  const [segment] = await segmentFiles(image);
+  const walPath = join(image, "wal", segment!);
+  const walBytes = (await stat(walPath)).size;
+  await truncate(walPath, walBytes - 20); // the second record loses its end
+
+  const recovered = await openStore(t, { dir: image, sealer: sha256Sealer });
+  t.deepEqual(await snapshotStore(recovered), committed);
+  t.is((await stat(walPath)).size < walBytes - 20, true, "torn bytes removed from the WAL");
+  const rolledBack = (await readFile(join(image, "audit.rolledback.jsonl"), "utf8")).trim().split("\n");
+  t.deepEqual(
+    rolledBack.map((l) => (JSON.parse(l) as { entry: unknown }).entry),
+    [{ e: "b" }, { e: "c" }],
+  );
+  // The chain goes on from the committed head.
+  const r = await recovered.commit({ mutations: [put("t/d", "d")], journal: [{ e: "d" }] });
+  t.is(r.journalHead.seq, 2);
+  const { parsed, head } = verifySealedLines(await recovered.readJournal(1, 10));
+  t.deepEqual(parsed.map((l) => l.entry), [{ e: "a" }, { e: "d" }]);
+  t.deepEqual(head, r.journalHead);
+});
+
+test("lowdb: journal lines past the committed head (crash before the WAL record) are rolled back", async (t) => {
+  const dir = await tempDir(t);
+  const store = await openStore(t, { dir, sealer: sha256Sealer, shardCount: 8 });
+  await store.commit({ mutations: [put("u/a", 1)], journal: [{ e: 1 }, { e: 2 }] });
+  const committed = await snapshotStore(store);
+  const image = await crashImage(t, dir);
+  // What step 1 of a commit leaves when the process dies before step 2: sealed lines, plus a torn one.
+  const uncommitted = sha256Sealer.seal([{ e: 3 }, { e: 4 }], committed.head as never).lines;
+  await appendFile(join(image, "audit.jsonl"), `${uncommitted.join("\n")}\n${uncommitted[0]!.slice(0, 15)}`);
+
+  const recovered = await openStore(t, { dir: image, sealer: sha256Sealer });
+  t.deepEqual(await snapshotStore(recovered), committed);
+  t.is((await readFile(join(image, "audit.jsonl"), "utf8")).trim().split("\n").length, 2);
+  const evidence = await readFile(join(image, "audit.rolledback.jsonl"), "utf8");
+  t.true(evidence.startsWith(`${uncommitted.join("\n")}\n`));
+  t.true(evidence.endsWith("\n"));
+});
+
+test("lowdb: a journal shorter than committed is StoreCorruptError, not silently repaired", async (t) => {
+  const dir = await tempDir(t);
+  const store = await openStore(t, { dir, sealer: sha256Sealer, shardCount: 8 });
+  await store.commit({ mutations: [], journal: [{ e: 1 }, { e: 2 }, { e: 3 }] });
+  const image = await crashImage(t, dir);
+  const journal = join(image, "audit.jsonl");
+  const lines = (await readFile(journal, "utf8")).split("\n");
+  await writeFile(journal, `${lines.slice(0, 2).join("\n")}\n`);
+  await t.throwsAsync(LowdbStore.open({ dir: image, sealer: sha256Sealer }), { instanceOf: StoreCorruptError, message: /truncated/ });
+  await rm(journal);
+  await t.throwsAsync(LowdbStore.open({ dir: image, sealer: sha256Sealer }), { instanceOf: StoreCorruptError, message: /missing/ });
+});
+
+test("lowdb: damage a crash cannot explain is StoreCorruptError", async (t) => {
+  const dir = await tempDir(t);
+  const store = await openStore(t, { dir, sealer: sha256Sealer, shardCount: 8 });
+  await store.commit({ mutations: [put("d/1", 1)] });
+  await store.commit({ mutations: [put("d/2", 2)] });
+
+  // A bad record followed by a good one.
+  const flipped = await crashImage(t, dir);
+  const [segment] = await segmentFiles(flipped);
+  const walPath = join(flipped, "wal", segment!);
+  const lines = (await readFile(walPath, "utf8")).split("\n");
+  lines[1] = lines[1]!.replace('"d/1"', '"d/X"');
+  await writeFile(walPath, lines.join("\n"));
+  await t.throwsAsync(LowdbStore.open({ dir: flipped }), { instanceOf: StoreCorruptError, message: /damaged/ });
+
+  // Store files without store.json.
+  const noMeta = await crashImage(t, dir);
+  await rm(join(noMeta, "store.json"));
+  await t.throwsAsync(LowdbStore.open({ dir: noMeta }), { instanceOf: StoreCorruptError, message: /store\.json/ });
+});
+
+const commitFaults: { point: FaultPoint; action: FaultAction }[] = [
+  { point: "journal-write", action: "fail" },
+  { point: "journal-write", action: "partial" },
+  { point: "journal-sync", action: "fail" },
+  { point: "wal-write", action: "fail" },
+  { point: "wal-write", action: "partial" },
+  { point: "wal-sync", action: "fail" },
+];
+
+for (const { point, action } of commitFaults) {
+  test(`lowdb: an I/O failure at ${point} (${action}) rejects the commit and changes nothing, also after reopen`, async (t) => {
+    const dir = await tempDir(t);
+    const faults = new ScriptedFaults();
+    const store = await openStore(t, { dir, sealer: sha256Sealer, shardCount: 8, faults });
+    await store.commit({ mutations: [put("f/a", "a1"), put("f/b", "b1")], journal: [{ e: "setup" }] });
+    const before = await snapshotStore(store);
+
+    faults.fail(point, action);
+    // Two commits in one group: both fail with the group's write.
+    const failed = await Promise.allSettled([
+      store.commit({ mutations: [put("f/a", "a2", 1), put("f/c", "c1", 0)], journal: [{ e: "lost-1" }] }),
+      store.commit({ mutations: [{ op: "delete", key: "f/b" }], journal: [{ e: "lost-2" }] }),
+    ]);
+    t.is(faults.pending, 0, "the fault was hit");
+    for (const outcome of failed) {
+      t.is(outcome.status, "rejected");
+      if (outcome.status === "rejected") t.true(outcome.reason instanceof StoreIoError);
+    }
+    t.deepEqual(await snapshotStore(store), before);
+
+    // What a crash right now would leave holds nothing of the failed commits either.
+    const image = await crashImage(t, dir);
+    const recovered = await openStore(t, { dir: image, sealer: sha256Sealer });
+    t.deepEqual(await snapshotStore(recovered), before);
+
+    // The store goes on: the next commit lands and the chain is contiguous.
+    const ok = await store.commit({ mutations: [put("f/a", "a2", 1)], journal: [{ e: "after" }] });
+    t.is(ok.journalHead.seq, 2);
+    await store.close();
+    const reopened = await openStore(t, { dir, sealer: sha256Sealer });
+    const after = await snapshotStore(reopened);
+    t.deepEqual(after.records, [
+      ["f/a", 2, "a2"],
+      ["f/b", 1, "b1"],
+    ]);
+    t.deepEqual(verifySealedLines(after.journal).parsed.map((l) => l.entry), [{ e: "setup" }, { e: "after" }]);
+  });
+}
+
+test("lowdb: when a failed commit cannot be cut off, the store refuses further commits", async (t) => {
+  const dir = await tempDir(t);
+  const faults = new ScriptedFaults().fail("wal-sync").fail("wal-rollback");
+  const store = await openStore(t, { dir, sealer: sha256Sealer, shardCount: 8, faults });
+  await t.throwsAsync(store.commit({ mutations: [put("p/a", 1)], journal: [{ e: 1 }] }), { instanceOf: StoreIoError });
+  const refused = await t.throwsAsync(store.commit({ mutations: [put("p/b", 1)] }), { instanceOf: StoreIoError });
+  t.regex(refused.message, /refuses/);
+  t.is(await store.get("p/a"), undefined);
+  t.is(await store.get("p/b"), undefined);
+});
+
+test("lowdb: checkpoints rewrite shards and drop old WAL segments; state survives reopen", async (t) => {
+  const dir = await tempDir(t);
+  const store = await openStore(t, { dir, sealer: sha256Sealer, shardCount: 16, checkpointMinBytes: 16 * 1024, checkpointDataRatio: 0 });
+  for (let i = 0; i < 300; i++) {
+    const mutations = [put(`k/${i % 120}`, { i, pad: "p".repeat(100) })];
+    if (i % 7 === 0) mutations.push({ op: "delete", key: `k/${(i + 60) % 120}` });
+    await store.commit({ mutations, journal: [{ i }] });
+  }
+  await store.checkpoint();
+  const stats = store.stats();
+  t.true(stats.checkpoints >= 3, `checkpoints: ${stats.checkpoints}`);
+  t.is(stats.checkpointError, undefined);
+  t.is((await segmentFiles(dir)).length, 1, "only the active segment is left");
+  const before = await snapshotStore(store);
+  // A crash image right after a checkpoint loads from the shards.
+  const recovered = await openStore(t, { dir: await crashImage(t, dir), sealer: sha256Sealer });
+  t.deepEqual(await snapshotStore(recovered), before);
+  t.is(before.head && (before.head as { seq: number }).seq, 300);
+});
+
+test("lowdb: a failed checkpoint keeps the WAL; the next one catches up", async (t) => {
+  const dir = await tempDir(t);
+  const faults = new ScriptedFaults();
+  const store = await openStore(t, { dir, sealer: sha256Sealer, shardCount: 4, faults });
+  await store.commit({ mutations: Array.from({ length: 40 }, (_, i) => put(`cp/${i}`, i)), journal: [{ e: 1 }] });
+  faults.fail("checkpoint");
+  await store.checkpoint();
+  t.truthy(store.stats().checkpointError);
+  t.is((await segmentFiles(dir)).length, 2, "the old segment stays until a checkpoint completes");
+  await store.commit({ mutations: [put("cp/40", 40)] });
+  const before = await snapshotStore(store);
+  t.deepEqual(await snapshotStore(await openStore(t, { dir: await crashImage(t, dir), sealer: sha256Sealer })), before);
+  await store.checkpoint();
+  t.is(store.stats().checkpointError, undefined);
+  t.is((await segmentFiles(dir)).length, 1);
+  t.is((await readdir(join(dir, "shards"))).length, 4);
+  t.deepEqual(await snapshotStore(await openStore(t, { dir: await crashImage(t, dir), sealer: sha256Sealer })), before);
+});
+
+test("lowdb: the internal store (no sealer) has no journal file and reopens", async (t) => {
+  const dir = await tempDir(t);
+  const store = await LowdbStore.open({ dir, shardCount: 4 });
+  await store.commit({ mutations: [put("internal/audit-key", { wrapped: "AAAA" })] });
+  await store.close();
+  t.false((await readdir(dir)).some((n) => n.startsWith("audit")));
+  const reopened = await openStore(t, { dir });
+  t.deepEqual(await reopened.get("internal/audit-key"), { key: "internal/audit-key", version: 1, value: { wrapped: "AAAA" } });
+});
+
+test("lowdb: an existing store keeps its shard count; leftover temp files are removed", async (t) => {
+  const dir = await tempDir(t);
+  const store = await LowdbStore.open({ dir, shardCount: 4 });
+  await store.commit({ mutations: Array.from({ length: 20 }, (_, i) => put(`s/${i}`, i)) });
+  await store.close();
+  await writeFile(join(dir, "shards", ".00001.json.tmp"), "half a shard");
+  await writeFile(join(dir, ".store.json.tmp"), "{");
+  const reopened = await openStore(t, { dir, shardCount: 64 });
+  t.is(reopened.stats().shardCount, 4);
+  t.is(await reopened.count("s/"), 20);
+  t.false((await readdir(join(dir, "shards"))).some((n) => n.endsWith(".tmp")));
+  t.false((await readdir(dir)).some((n) => n.endsWith(".tmp")));
+});
