@@ -1,0 +1,93 @@
+// The provider's one connection to the MCKO daemon: a grpc-js channel with mutual TLS, shared by every generated
+// mcko.v1 client. Built once by ConfigureProvider and handed to every resource call.
+import * as grpc from "@grpc/grpc-js";
+import { AuditServiceClient } from "../../../protos/gen/mcko/v1/audit_service.js";
+import { KeyServiceClient } from "../../../protos/gen/mcko/v1/key_service.js";
+import { VaultServiceClient } from "../../../protos/gen/mcko/v1/vault_service.js";
+import type { DaemonConnection } from "../config.js";
+
+/** A generated client constructor (ts-proto `XServiceClient`). */
+export type ClientConstructor<C> = new (address: string, credentials: grpc.ChannelCredentials, options?: Partial<grpc.ClientOptions>) => C;
+
+export interface DaemonClient {
+  /** The address as configured; name it in every connection error. */
+  readonly address: string;
+  readonly requestTimeoutMs: number;
+  readonly vaults: VaultServiceClient;
+  readonly keys: KeyServiceClient;
+  readonly audit: AuditServiceClient;
+  /** Any other mcko.v1 service over the same channel (KeystoreService, DistributionService, …). Cached per constructor. */
+  service<C>(ctor: ClientConstructor<C>): C;
+  /** Call options for one request: the configured deadline. */
+  callOptions(): Partial<grpc.CallOptions>;
+  /** Checks that the daemon answers (grpc.health.v1 Check over mTLS). Rejects with the gRPC error otherwise. */
+  ping(signal?: AbortSignal): Promise<void>;
+  close(): void;
+}
+
+const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  // No DNS TXT lookup for service config when the address is a hostname (STACK.md gotcha 13).
+  "grpc.service_config_disable_resolution": 1,
+  "grpc.max_receive_message_length": 64 * 1024 * 1024,
+};
+
+export function createDaemonClient(conn: DaemonConnection): DaemonClient {
+  const creds = grpc.credentials.createSsl(conn.caPem, conn.keyPem, conn.certPem);
+  const channel = new grpc.Channel(conn.address, creds, CHANNEL_OPTIONS);
+  const options: Partial<grpc.ClientOptions> = { channelOverride: channel };
+  const cache = new Map<unknown, unknown>();
+  const service = <C>(ctor: ClientConstructor<C>): C => {
+    let c = cache.get(ctor) as C | undefined;
+    if (c === undefined) {
+      c = new ctor(conn.address, creds, options);
+      cache.set(ctor, c);
+    }
+    return c;
+  };
+  const raw = new grpc.Client(conn.address, creds, options);
+  const callOptions = (): Partial<grpc.CallOptions> => ({ deadline: new Date(Date.now() + conn.requestTimeoutMs) });
+  return {
+    address: conn.address,
+    requestTimeoutMs: conn.requestTimeoutMs,
+    vaults: service(VaultServiceClient),
+    keys: service(KeyServiceClient),
+    audit: service(AuditServiceClient),
+    service,
+    callOptions,
+    ping: (signal) =>
+      new Promise<void>((resolve, reject) => {
+        const call = raw.makeUnaryRequest<string, number>(
+          "/grpc.health.v1.Health/Check",
+          encodeHealthCheckRequest,
+          decodeHealthCheckStatus,
+          "",
+          new grpc.Metadata(),
+          callOptions(),
+          (err) => {
+            signal?.removeEventListener("abort", cancel);
+            // A daemon without the health service still answered: it is reachable.
+            if (err && err.code !== grpc.status.UNIMPLEMENTED && err.code !== grpc.status.NOT_FOUND) reject(err);
+            else resolve();
+          },
+        );
+        const cancel = (): void => call.cancel();
+        signal?.addEventListener("abort", cancel, { once: true });
+      }),
+    close: () => {
+      for (const c of cache.values()) (c as grpc.Client).close();
+      raw.close();
+      channel.close();
+    },
+  };
+}
+
+// grpc.health.v1.HealthCheckRequest { string service = 1; } and HealthCheckResponse { ServingStatus status = 1; },
+// hand-encoded: two fields are not worth loading the health proto at provider start.
+function encodeHealthCheckRequest(service: string): Buffer {
+  const s = Buffer.from(service, "utf8");
+  return s.length === 0 ? Buffer.alloc(0) : Buffer.concat([Buffer.from([0x0a, s.length]), s]);
+}
+
+function decodeHealthCheckStatus(b: Buffer): number {
+  return b.length >= 2 && b[0] === 0x08 ? (b[1] ?? 0) : 0;
+}
