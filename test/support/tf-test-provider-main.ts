@@ -1,0 +1,5 @@
+// Entry point serving the test provider as a real plugin process (see tf-test-provider.ts).
+import { serve } from "../../provider/src/plugin/server.js";
+import { testProvider } from "./tf-test-provider.js";
+
+await serve(testProvider());
