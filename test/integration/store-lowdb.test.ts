@@ -91,6 +91,18 @@ test("lowdb: a crash image holds every resolved commit (no close, no checkpoint)
   t.deepEqual(await snapshotStore(recovered), before);
 });
 
+test("lowdb: what recovery replayed from the WAL is kept by the next checkpoint", async (t) => {
+  const dir = await tempDir(t);
+  const store = await openStore(t, { dir, sealer: sha256Sealer, shardCount: 8 });
+  await store.commit({ mutations: Array.from({ length: 30 }, (_, i) => put(`w/${i}`, i)), journal: [{ e: 1 }] });
+  const before = await snapshotStore(store);
+  const image = await crashImage(t, dir);
+  // Recover, then close: the closing checkpoint must write the replayed shards before it drops the segment.
+  await (await LowdbStore.open({ dir: image, sealer: sha256Sealer })).close();
+  t.is((await segmentFiles(image)).length, 1);
+  t.deepEqual(await snapshotStore(await openStore(t, { dir: image, sealer: sha256Sealer })), before);
+});
+
 test("lowdb: a torn last WAL record is cut off and its journal lines are moved aside", async (t) => {
   const dir = await tempDir(t);
   const store = await openStore(t, { dir, sealer: sha256Sealer, shardCount: 8 });

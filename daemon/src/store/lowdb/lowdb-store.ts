@@ -109,6 +109,8 @@ interface Parts {
   readonly table: RecordTable;
   readonly state: WalState;
   readonly segment: ActiveSegment;
+  /** Shards changed by the replayed WAL: the next checkpoint must write them before it drops the segments. */
+  readonly dirty: Set<number>;
   readonly journal: JournalFile | undefined;
   readonly sealer: JournalSealer | undefined;
   readonly faults: StoreFaults | undefined;
@@ -129,7 +131,7 @@ export class LowdbStore implements Store {
   /** Serialises WAL access between the commit writer and checkpoint rotation. */
   #walLock: Promise<void> = Promise.resolve();
   /** Shards changed since the current segment began (or by a checkpoint that failed). */
-  #dirty = new Set<number>();
+  #dirty: Set<number>;
   #checkpoint: Promise<void> | undefined;
   #checkpoints = 0;
   #checkpointError: unknown;
@@ -143,6 +145,7 @@ export class LowdbStore implements Store {
     this.#table = parts.table;
     this.#state = parts.state;
     this.#segment = parts.segment;
+    this.#dirty = parts.dirty;
     this.#journal = parts.journal;
     this.#faults = parts.faults;
     this.#checkpointMinBytes = parts.checkpointMinBytes;
@@ -177,7 +180,7 @@ export class LowdbStore implements Store {
     const table = new RecordTable(meta.shardCount, false);
     const shardFiles = await listShardFiles(paths.shards);
     await loadShards(paths.shards, shardFiles, table);
-    const { state, segment } = await replayWal(paths, table, shardFiles.length > 0, options.faults);
+    const { state, segment, dirty } = await replayWal(paths, table, shardFiles.length > 0, options.faults);
     table.buildIndex();
 
     let journal: JournalFile | undefined;
@@ -199,6 +202,7 @@ export class LowdbStore implements Store {
       table,
       state,
       segment,
+      dirty,
       journal,
       sealer: options.sealer,
       faults: options.faults,
@@ -439,8 +443,9 @@ async function replayWal(
   table: RecordTable,
   hasShardFiles: boolean,
   faults: StoreFaults | undefined,
-): Promise<{ state: WalState; segment: ActiveSegment }> {
+): Promise<{ state: WalState; segment: ActiveSegment; dirty: Set<number> }> {
   const segments = await listSegments(paths.wal);
+  const dirty = new Set<number>();
   let state: WalState | undefined;
   let active: { number: number; end: number; headerBytes: number } | undefined;
   for (const [i, n] of segments.entries()) {
@@ -464,6 +469,7 @@ async function replayWal(
         throw new StoreCorruptError(`${path}: commit ${state.commitSeq + 1} is missing or out of order`);
       }
       for (const op of record.ops) {
+        dirty.add(table.shardOf(op.key));
         if (op.kind === "put") table.set(op.key, { version: op.version, json: op.json });
         else table.delete(op.key);
       }
@@ -481,10 +487,10 @@ async function replayWal(
     // No segment: a new store, or one whose first segment was never completed. Shards would mean lost segments.
     if (hasShardFiles) throw new StoreCorruptError(`${paths.wal} holds no WAL segment but shard files exist`);
     const empty: WalState = { commitSeq: 0, head: EMPTY_JOURNAL_HEAD, journalBytes: 0 };
-    return { state: empty, segment: await createSegment(paths.wal, (segments.at(-1) ?? 0) + 1, empty, faults) };
+    return { state: empty, segment: await createSegment(paths.wal, (segments.at(-1) ?? 0) + 1, empty, faults), dirty };
   }
   const file = await AppendFile.open(segmentPath(paths.wal, active.number), active.end, points, faults);
-  return { state, segment: { number: active.number, file, headerBytes: active.headerBytes } };
+  return { state, segment: { number: active.number, file, headerBytes: active.headerBytes }, dirty };
 }
 
 /** Creates segment `number` holding only its header, durably (file and directory entry), and opens it. */
