@@ -2,9 +2,17 @@
 import pkcs11js from "pkcs11js";
 import { HsmError, type HsmErrorReason } from "../hsm.js";
 
-/** The CKR code of a pkcs11js error, or undefined for anything else. */
+/**
+ * The CKR code of a pkcs11js error, or undefined for anything else. A few pkcs11js paths throw a plain Error whose
+ * message is "CKR_NAME:code", so the message is parsed too.
+ */
 export function ckrCode(e: unknown): number | undefined {
-  return e instanceof pkcs11js.Pkcs11Error ? e.code : undefined;
+  if (e instanceof pkcs11js.Pkcs11Error) return e.code;
+  if (e instanceof Error) {
+    const match = /^(CKR_[A-Z0-9_]+):(\d+)/.exec(e.message);
+    if (match?.[2] !== undefined) return Number(match[2]);
+  }
+  return undefined;
 }
 
 const CKR_NAMES = new Map<number, string>();
