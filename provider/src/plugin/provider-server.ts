@@ -170,9 +170,9 @@ export class ProviderServer<Client> {
         newState = encodeDV(type, null);
         return;
       }
-      const client = this.requireClient();
       // Echo the prior state if the read fails, so Terraform keeps it.
       newState = encodeDV(type, state);
+      const client = this.requireClient();
       const result = await r.read({ state: state as ObjectValue, private: req.private, client, signal, diags });
       if (result === null) {
         newState = encodeDV(type, null);
@@ -236,17 +236,15 @@ export class ProviderServer<Client> {
       const prior = decodeDV(type, req.priorState, "prior_state") as ObjectValue | null;
       const planned = decodeDV(type, req.plannedState, "planned_state") as ObjectValue | null;
       const config = decodeDV(type, req.config, "config") as ObjectValue | null;
+      // If anything fails, Terraform gets the prior state back: unchanged object, or null after a failed create.
+      newState = encodeDV(type, prior);
       const client = this.requireClient();
       if (planned === null) {
-        // Delete. On failure the prior state stays.
-        newState = encodeDV(type, prior);
         if (prior !== null) await r.delete({ prior, private: req.plannedPrivate, client, signal, diags });
         if (!diags.hasErrors()) newState = encodeDV(type, null);
         return;
       }
       const op = prior === null ? "create" : "update";
-      // If the call fails, Terraform gets the prior state back (nothing changed) or null after a failed create.
-      newState = encodeDV(type, prior);
       const result =
         prior === null
           ? await r.create({ config: config ?? {}, planned, private: req.plannedPrivate, client, signal, diags })
