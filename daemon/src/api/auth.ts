@@ -1,0 +1,25 @@
+/**
+ * Authentication: the principal is the verified client certificate. TLS asks every client for a certificate and
+ * Node verifies it against the configured CA; grpc-js exposes it only when that verification passed
+ * (`socket.authorized`). No certificate, or one from another CA, means no principal: UNAUTHENTICATED.
+ */
+import type { PeerCertificate } from "node:tls";
+import { grantsFromSubjectAltName } from "../pki/certificates.js";
+import { isRole, type Principal, type RoleGrant } from "../core/authz.js";
+
+interface HasAuthContext {
+  getAuthContext(): { sslPeerCertificate?: PeerCertificate | undefined };
+}
+
+export function principalOf(call: HasAuthContext): Principal | undefined {
+  const cert = call.getAuthContext().sslPeerCertificate;
+  if (!cert || !cert.subject) return undefined;
+  const cn = cert.subject.CN;
+  const commonName = Array.isArray(cn) ? cn.join("+") : cn;
+  if (!commonName) return undefined;
+  const grants: RoleGrant[] = [];
+  for (const g of grantsFromSubjectAltName(cert.subjectaltname)) {
+    if (isRole(g.role)) grants.push({ role: g.role, vault: g.vault });
+  }
+  return { subject: `CN=${commonName}`, grants };
+}

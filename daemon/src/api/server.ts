@@ -1,0 +1,122 @@
+/**
+ * The gRPC server: mutual TLS 1.3, the mcko.v1 services, grpc.health.v1 and server reflection.
+ *
+ * TLS asks every client for a certificate and Node verifies it against the CA, but does not drop the connection
+ * when there is none: the call then reaches the interceptor below, which answers UNAUTHENTICATED (and audits it)
+ * for everything except health checks. That gives callers the right status code and a message they can act on,
+ * where a handshake failure would only say "failed to connect". Plaintext connections never get that far.
+ */
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation } from "grpc-health-check";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { AuditServiceService } from "../../../protos/gen/mcko/v1/audit_service.js";
+import { KeyServiceService } from "../../../protos/gen/mcko/v1/key_service.js";
+import { VaultServiceService } from "../../../protos/gen/mcko/v1/vault_service.js";
+import type { AuditLog } from "../core/audit/audit-log.js";
+import type { KeyService } from "../core/keys.js";
+import type { VaultService } from "../core/vaults.js";
+import type { Logger } from "../log/logger.js";
+import { auditServiceHandlers } from "./audit-service.js";
+import { principalOf } from "./auth.js";
+import { keyServiceHandlers } from "./key-service.js";
+import { ANONYMOUS, unauthenticated } from "./unary.js";
+import { vaultServiceHandlers } from "./vault-service.js";
+import { toGrpcError, codeName } from "./errors.js";
+import type { CertificateProvider } from "@grpc/grpc-js/build/src/certificate-provider.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const DESCRIPTORS = join(here, "../../../protos/gen/mcko.binpb");
+export const MCKO_SERVICES = ["mcko.v1.VaultService", "mcko.v1.KeyService", "mcko.v1.AuditService"] as const;
+
+export interface ServerDeps {
+  readonly log: Logger;
+  readonly audit: AuditLog;
+  readonly keys: KeyService;
+  readonly vaults: VaultService;
+  readonly isDraining: () => boolean;
+  readonly tls: { readonly caPem: Buffer; readonly certPem: Buffer; readonly keyPem: Buffer };
+  readonly maxRequestBytes: number;
+}
+
+export interface BuiltServer {
+  readonly server: grpc.Server;
+  readonly health: HealthImplementation;
+  readonly credentials: grpc.ServerCredentials;
+}
+
+/**
+ * A certificate provider that hands out fixed PEMs (read once at start). It reports asynchronously: grpc-js
+ * registers its watcher only after adding the listener, so a synchronous report would be lost and every
+ * connection dropped as "credentials not loaded".
+ */
+function staticProvider(ca: Buffer | undefined, identity: { certificate: Buffer; privateKey: Buffer } | undefined): CertificateProvider {
+  return {
+    addCaCertificateListener: (l) => void (ca && setImmediate(() => l({ caCertificate: ca }))),
+    removeCaCertificateListener: () => undefined,
+    addIdentityCertificateListener: (l) => void (identity && setImmediate(() => l(identity))),
+    removeIdentityCertificateListener: () => undefined,
+  };
+}
+
+export function buildServer(deps: ServerDeps): BuiltServer {
+  const authGate: grpc.ServerInterceptor = (method, call) =>
+    new grpc.ServerInterceptingCall(call, {
+      start: (next) => {
+        next({
+          onReceiveMetadata: (metadata, mdNext) => {
+            if (method.path.startsWith("/grpc.health.v1.") || principalOf(call) !== undefined) {
+              mdNext(metadata);
+              return;
+            }
+            const mapped = toGrpcError(unauthenticated(), deps.log);
+            const event = deps.audit.event({ principal: { subject: ANONYMOUS, grants: [] }, method: method.path }, method.path, null, {}, codeName(mapped.code), mapped.reason);
+            deps.audit.record([event]).catch((e: unknown) => deps.log.error({ err: String(e) }, "could not audit an unauthenticated call"));
+            call.sendStatus({ code: mapped.code, details: mapped.message, metadata: mapped.error.metadata });
+          },
+        });
+      },
+    });
+
+  const server = new grpc.Server({
+    interceptors: [authGate],
+    "grpc.max_receive_message_length": deps.maxRequestBytes,
+    "grpc.max_send_message_length": 64 * 1024 * 1024,
+    "grpc.keepalive_permit_without_calls": 1,
+  });
+  const apiDeps = { audit: deps.audit, log: deps.log, isDraining: deps.isDraining, principalOf };
+  server.addService(VaultServiceService, vaultServiceHandlers({ ...apiDeps, vaults: deps.vaults }));
+  server.addService(KeyServiceService, keyServiceHandlers({ ...apiDeps, keys: deps.keys }));
+  server.addService(AuditServiceService, auditServiceHandlers({ ...apiDeps, auditLog: deps.audit }));
+
+  const statusMap: Record<string, "SERVING" | "NOT_SERVING"> = { "": "NOT_SERVING" };
+  for (const s of MCKO_SERVICES) statusMap[s] = "NOT_SERVING";
+  const health = new HealthImplementation(statusMap);
+  health.addToServer(server);
+
+  const require = createRequire(import.meta.url);
+  const healthProto = join(dirname(require.resolve("grpc-health-check/package.json")), "proto/health/v1/health.proto");
+  const definitions = { ...protoLoader.loadFileDescriptorSetFromBuffer(readFileSync(DESCRIPTORS)), ...protoLoader.loadSync(healthProto) };
+  new ReflectionService(definitions).addToServer(server);
+
+  // One provider serves both the CA and the identity: grpc-js 1.14's factory hands its two provider arguments to
+  // the constructor in swapped order, so passing the same object keeps this independent of that detail.
+  const provider = staticProvider(deps.tls.caPem, { certificate: deps.tls.certPem, privateKey: deps.tls.keyPem });
+  const credentials = grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
+  return { server, health, credentials };
+}
+
+export function setServing(health: HealthImplementation, serving: boolean): void {
+  const status = serving ? "SERVING" : "NOT_SERVING";
+  health.setStatus("", status);
+  for (const s of MCKO_SERVICES) health.setStatus(s, status);
+}
+
+export function bind(server: grpc.Server, host: string, port: number, credentials: grpc.ServerCredentials): Promise<number> {
+  const address = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  return new Promise((resolve, reject) => server.bindAsync(address, credentials, (err, boundPort) => (err ? reject(err) : resolve(boundPort))));
+}
