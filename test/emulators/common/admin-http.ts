@@ -48,6 +48,7 @@ export interface AdminRoute {
   method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
   /** Matched against the path after ADMIN_PREFIX; capture groups become params (URI-decoded). */
   path: RegExp;
+  /** May return a promise; the answer is its JSON (Buffers as base64), `{}` for undefined. */
   handler: (req: AdminRequest) => unknown;
 }
 
@@ -118,14 +119,14 @@ export function commonAdminRoutes(admin: CommonAdmin): AdminRoute[] {
 }
 
 /** Serves one admin request; `path` is the URL path without ADMIN_PREFIX. */
-export function handleAdminRequest(
+export async function handleAdminRequest(
   routes: AdminRoute[],
   req: IncomingMessage,
   res: ServerResponse,
   path: string,
   query: URLSearchParams,
   rawBody: Buffer,
-): void {
+): Promise<void> {
   let body: Record<string, unknown> = {};
   try {
     if (rawBody.length > 0) {
@@ -141,7 +142,7 @@ export function handleAdminRequest(
     if (!route) throw new AdminError(405, `${req.method ?? "?"} not allowed on ${path}`);
     const m = route.path.exec(path);
     const params = (m ? m.slice(1) : []).map((p) => decodeURIComponent(p ?? ""));
-    const result = route.handler({ params, query, body });
+    const result: unknown = await route.handler({ params, query, body });
     sendJson(res, 200, result === undefined ? {} : result);
   } catch (e) {
     if (e instanceof AdminError) sendJson(res, e.status, { error: e.message });
@@ -165,10 +166,9 @@ export async function startAdminServer(routes: AdminRoute[], port: number, host:
       sendJson(res, 404, { error: `admin routes live under ${ADMIN_PREFIX}/` });
       return;
     }
-    readBody(req).then(
-      (body) => handleAdminRequest(routes, req, res, url.pathname.slice(ADMIN_PREFIX.length), url.searchParams, body),
-      (e: unknown) => sendJson(res, 400, { error: e instanceof Error ? e.message : String(e) }),
-    );
+    readBody(req)
+      .then((body) => handleAdminRequest(routes, req, res, url.pathname.slice(ADMIN_PREFIX.length), url.searchParams, body))
+      .catch((e: unknown) => sendJson(res, 400, { error: e instanceof Error ? e.message : String(e) }));
   });
   const bound = await listen(server, port, host);
   return { url: `http://${host}:${bound}`, close: () => closeServer(server) };

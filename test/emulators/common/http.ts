@@ -1,5 +1,6 @@
 /** Small HTTP helpers shared by the emulators: body reading, JSON answers, listening and closing. */
-import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from "node:http";
+import type { Server as HttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 
 export const MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -47,6 +48,8 @@ export function sendJson(
 }
 
 /** Listens on host:port (port 0 = any free port) and returns the bound port. */
+type Server = HttpServer | HttpsServer;
+
 export function listen(server: Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (e: Error): void => reject(e);
