@@ -167,3 +167,20 @@ export function decodeFailure(e: grpc.ServiceError): RpcFailure {
   }
   return { code: e.code, message: e.details, reason, metadata, fieldViolations };
 }
+
+/** grpc.health.v1 Check over the given credentials; resolves with the status name. */
+export async function healthCheck(address: string, credentials: grpc.ChannelCredentials, service: string): Promise<string> {
+  const { createRequire } = await import("node:module");
+  const protoLoader = await import("@grpc/proto-loader");
+  const require = createRequire(import.meta.url);
+  const protoPath = join(require.resolve("grpc-health-check/package.json"), "../proto/health/v1/health.proto");
+  const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { keepCase: true, enums: String })) as unknown as {
+    grpc: { health: { v1: { Health: new (addr: string, creds: grpc.ChannelCredentials, opts: object) => grpc.Client & { check: (req: { service: string }, cb: (e: grpc.ServiceError | null, r?: { status: string }) => void) => void } } } };
+  };
+  const client = new pkg.grpc.health.v1.Health(address, credentials, CLIENT_OPTIONS);
+  try {
+    return await new Promise<string>((res, rej) => client.check({ service }, (e, r) => (e ? rej(e) : res(String(r?.status)))));
+  } finally {
+    client.close();
+  }
+}

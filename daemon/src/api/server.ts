@@ -75,8 +75,11 @@ export function buildServer(deps: ServerDeps): BuiltServer {
             }
             const mapped = toGrpcError(unauthenticated(), deps.log);
             const event = deps.audit.event({ principal: { subject: ANONYMOUS, grants: [] }, method: method.path }, method.path, null, {}, codeName(mapped.code), mapped.reason);
-            deps.audit.record([event]).catch((e: unknown) => deps.log.error({ err: String(e) }, "could not audit an unauthenticated call"));
-            call.sendStatus({ code: mapped.code, details: mapped.message, metadata: mapped.error.metadata });
+            // The denial is in the audit log before the caller hears of it.
+            deps.audit
+              .record([event])
+              .catch((e: unknown) => deps.log.error({ err: String(e) }, "could not audit an unauthenticated call"))
+              .finally(() => call.sendStatus({ code: mapped.code, details: mapped.message, metadata: mapped.error.metadata }));
           },
         });
       },
