@@ -332,6 +332,7 @@ export async function startAwsKmsEmulator(opts: AwsKmsEmulatorOptions = {}): Pro
     faults: () => faults.snapshot(),
     calls: (limit) => calls.list(limit),
     clearCalls: () => calls.clear(),
+    waitForCall: (predicate) => calls.waitFor(predicate),
     imports: (limit) => state.captures.list(limit),
     advanceClock: (seconds) => {
       clock.advance(seconds);

@@ -21,6 +21,11 @@ export interface CommonAdmin {
   /** The call log, oldest first (the last `limit` calls when given). */
   calls(limit?: number): CallRecord[];
   clearCalls(): void;
+  /**
+   * In-process only: resolves with the first logged call (past or future) that matches, e.g. to know that a request
+   * held as a timeout has reached the emulator. Pair it with clearCalls() or a `seq` bound to skip older calls.
+   */
+  waitForCall(predicate: (call: CallRecord) => boolean): Promise<CallRecord>;
   /** The last `limit` captured imports (all kept when absent), oldest first. */
   imports(limit?: number): CapturedImport[];
   /** Moves the emulator clock forward (expiry of material, scheduled deletion, purge dates). */

@@ -51,13 +51,27 @@ export interface CapturedImport {
 export class BoundedLog<T extends { seq: number }> {
   private items: T[] = [];
   private nextSeq = 1;
+  private waiters = new Set<{ predicate: (item: T) => boolean; resolve: (item: T) => void }>();
   constructor(private readonly capacity: number) {}
 
   append(item: Omit<T, "seq">): T {
     const full = { ...item, seq: this.nextSeq++ } as T;
     this.items.push(full);
     if (this.items.length > this.capacity) this.items.splice(0, this.items.length - this.capacity);
+    for (const w of this.waiters) {
+      if (w.predicate(full)) {
+        this.waiters.delete(w);
+        w.resolve({ ...full });
+      }
+    }
     return full;
+  }
+
+  /** Resolves with the first entry (already kept, or appended later) that matches; lets tests wait on events, not time. */
+  waitFor(predicate: (item: T) => boolean): Promise<T> {
+    const found = this.items.find(predicate);
+    if (found) return Promise.resolve({ ...found });
+    return new Promise((resolve) => this.waiters.add({ predicate, resolve }));
   }
 
   /** The last `limit` entries (all when absent), oldest first. */
