@@ -111,6 +111,7 @@ function humanize(reason: string): string {
 
 /** grpc-js wraps the socket error: keep its useful tail ("connect ECONNREFUSED 127.0.0.1:1"). */
 function cleanDetails(details: string): string {
-  const m = /Last error: (?:Error: )?(.*)$/.exec(details);
-  return (m?.[1] ?? details).trim() || "connection failed";
+  const m = /Last error: (?:Error: )?(.*)$/s.exec(details);
+  const tail = (m?.[1] ?? details).replace(/\.?\s*Resolution note:.*$/s, "").trim();
+  return tail || "connection failed";
 }

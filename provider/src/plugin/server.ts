@@ -2,12 +2,12 @@
 // plugin.GRPCStdio and grpc.health.v1 ("plugin" = SERVING), mutual TLS against Terraform's client certificate, and
 // the handshake line. stdout carries that one line and nothing else, ever.
 import * as grpc from "@grpc/grpc-js";
-import { HealthImplementation } from "grpc-health-check";
 import { GRPCControllerService, type GRPCControllerServer } from "../../../protos/gen/plugin/grpc_controller.js";
 import { GRPCStdioService, type GRPCStdioServer } from "../../../protos/gen/plugin/grpc_stdio.js";
 import { ProviderService } from "../../../protos/gen/tfplugin6/tfplugin6.js";
 import { makeServerCertificate } from "./certificate.js";
 import { checkPluginEnv, handshakeLine, type PluginEnv, readPluginEnv } from "./handshake.js";
+import { addHealthService } from "./health.js";
 import { ProviderServer } from "./provider-server.js";
 import type { ProviderDefinition } from "./resource.js";
 
@@ -82,7 +82,7 @@ export async function serve<Client>(definition: ProviderDefinition<Client>, opts
     streamStdio: (call) => call.end(),
   };
   server.addService(GRPCStdioService, stdio);
-  new HealthImplementation({ plugin: "SERVING", "": "SERVING" }).addToServer(server);
+  addHealthService(server, ["", "plugin"]);
 
   let creds: grpc.ServerCredentials;
   let certDer: Buffer | undefined;
