@@ -124,8 +124,11 @@ export function resolveProviderConfig(config: ObjectValue, deps: ResolveDeps, di
     const v = value(attr, envName, fallback);
     if (v === undefined) return undefined;
     let text: string;
-    if (v.includes("-----BEGIN")) text = v;
-    else {
+    // Inline PEM of the wrong kind was already reported by validateProviderConfig.
+    if (v.includes("-----BEGIN")) {
+      if (!v.includes(kind)) return undefined;
+      text = v;
+    } else {
       try {
         text = readFile(v).toString("utf8");
       } catch (err) {
