@@ -312,7 +312,9 @@ test.serial("faults reach the client as Cloud KMS errors; retries and timeouts b
 
   // A timeout fault leaves the call unanswered; the client's deadline ends it.
   admin.failNext({ operation: "UpdateCryptoKeyPrimaryVersion", kind: "timeout" });
-  await expectCode(t, client.updateCryptoKeyPrimaryVersion({ name: keyName, cryptoKeyVersionId: "1" }, { timeout: 300, retry: null }), grpc.status.DEADLINE_EXCEEDED);
+  await expectCode(t, client.updateCryptoKeyPrimaryVersion({ name: keyName, cryptoKeyVersionId: "1" }, { timeout: 1500, retry: null }), grpc.status.DEADLINE_EXCEEDED);
+  t.deepEqual(admin.faults().scripted, [], "the emulator received the call and held it");
+  t.like(await admin.waitForCall((c) => c.operation === "UpdateCryptoKeyPrimaryVersion" && c.fault === "timeout"), { status: 0 });
   t.like(admin.calls().filter((c) => c.operation === "UpdateCryptoKeyPrimaryVersion").at(-1), { status: 0, fault: "timeout", committed: false });
 
   // Latency delays but does not fail.

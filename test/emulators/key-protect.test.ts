@@ -289,8 +289,9 @@ test.serial("faults reach the client as Key Protect answers", async (t) => {
 
   emu.admin.failNext({ operation: "ListKeys", kind: "timeout" });
   // The emulator never answers; the client's own deadline ends the call (a DOMException, not an Error, in Node 20).
-  const outcome = await kp("GET", "/api/v2/keys", { signal: AbortSignal.timeout(300) }).then(() => "answered", (e: { name?: string }) => e.name);
+  const outcome = await kp("GET", "/api/v2/keys", { signal: AbortSignal.timeout(1500) }).then(() => "answered", (e: { name?: string }) => e.name);
   t.is(outcome, "TimeoutError");
+  t.deepEqual(emu.admin.faults().scripted, [], "the emulator received the call and held it");
   t.like(emu.admin.calls(1)[0], { operation: "ListKeys", status: 0, fault: "timeout" });
 
   const pattern = async () => {

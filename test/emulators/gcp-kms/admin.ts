@@ -59,6 +59,7 @@ export function makeGcpKmsAdmin(backend: GcpKmsBackend, faults: FaultInjector, c
     faults: () => faults.snapshot(),
     calls: (limit) => calls.list(limit),
     clearCalls: () => calls.clear(),
+    waitForCall: (predicate) => calls.waitFor(predicate),
     imports: (limit) => backend.imports.list(limit),
     advanceClock: (seconds) => backend.clock.advance(seconds),
     reset: () => {

@@ -123,6 +123,7 @@ export function makeKeyProtectAdmin(state: KeyProtectState, faults: FaultInjecto
     faults: () => faults.snapshot(),
     calls: (limit) => calls.list(limit),
     clearCalls: () => calls.clear(),
+    waitForCall: (predicate) => calls.waitFor(predicate),
     imports: (limit) => state.captures.list(limit),
     advanceClock: (seconds) => state.clock.advance(seconds),
     reset: () => {
