@@ -75,6 +75,8 @@ export interface LowdbStoreStats {
   readonly shardCount: number;
   /** Bytes in the active WAL segment. */
   readonly walBytes: number;
+  /** The WAL size at which the next checkpoint starts. */
+  readonly checkpointThresholdBytes: number;
   readonly checkpoints: number;
   /** The last checkpoint failure, if the last checkpoint failed (its shards are retried by the next one). */
   readonly checkpointError?: unknown;
@@ -88,6 +90,8 @@ interface StoreMeta {
 const META_FORMAT = "mcko-lowdb-store/1";
 const DEFAULT_SHARD_COUNT = 512;
 const SHARD_LOAD_CONCURRENCY = 16;
+/** Shard files written at once by a checkpoint: concurrent fsyncs share the file system's journal commits. */
+const SHARD_WRITE_CONCURRENCY = 8;
 
 interface Paths {
   readonly dir: string;
@@ -247,6 +251,7 @@ export class LowdbStore implements Store {
       records: this.#table.size,
       shardCount: this.#table.shardCount,
       walBytes: this.#segment.file.end,
+      checkpointThresholdBytes: this.#checkpointThreshold(),
       checkpoints: this.#checkpoints,
       ...(this.#checkpointError === undefined ? {} : { checkpointError: this.#checkpointError }),
     };
@@ -375,11 +380,18 @@ export class LowdbStore implements Store {
   /** Writes the shards, then drops the segments before `keepFrom`: they are no longer needed for recovery. */
   async #writeShards(dirty: ReadonlySet<number>, keepFrom: number): Promise<void> {
     try {
-      for (const shard of [...dirty].sort((a, b) => a - b)) {
-        if (this.#faults?.inject("checkpoint") !== undefined) throw new InjectedFaultError("checkpoint");
-        // Low.write hands the live map to the adapter, which serialises it before its first await.
-        await shardDb(this.#paths.shards, shard, this.#table.shard(shard)).write();
-      }
+      const queue = [...dirty].sort((a, b) => a - b);
+      const writer = async (): Promise<void> => {
+        for (let shard = queue.shift(); shard !== undefined; shard = queue.shift()) {
+          if (this.#faults?.inject("checkpoint") !== undefined) throw new InjectedFaultError("checkpoint");
+          // Low.write hands the live map to the adapter, which serialises it before its first await.
+          await shardDb(this.#paths.shards, shard, this.#table.shard(shard)).write();
+        }
+      };
+      const writers = Array.from({ length: SHARD_WRITE_CONCURRENCY }, writer);
+      const outcomes = await Promise.allSettled(writers);
+      const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === "rejected");
+      if (failed !== undefined) throw failed.reason;
       await syncDirectory(this.#paths.shards);
       // Oldest first, so a crash in between leaves a contiguous run of segments.
       for (const n of await listSegments(this.#paths.wal)) {

@@ -46,10 +46,15 @@ export function encodeHeader(segment: number, state: WalState): Buffer {
   return frame(`{"t":"h","seg":${segment},${encodeState(state)}}`);
 }
 
-/** Values are embedded as the JSON text already held in memory: no second stringify on the commit path. */
+/**
+ * A put is `[key, version, "<value's JSON text>"]`: the value travels as the text memory holds, so replay needs no
+ * parse-and-stringify of every value (the cost that dominates recovering a long WAL).
+ */
 export function encodeCommit(ops: readonly AppliedOp[], state: WalState): Buffer {
   const parts = ops.map((op) =>
-    op.kind === "put" ? `[${JSON.stringify(op.key)},${op.version},${op.json}]` : `[${JSON.stringify(op.key)}]`,
+    op.kind === "put"
+      ? `[${JSON.stringify(op.key)},${op.version},${JSON.stringify(op.json)}]`
+      : `[${JSON.stringify(op.key)}]`,
   );
   return frame(`{"t":"c","ops":[${parts.join(",")}],${encodeState(state)}}`);
 }
@@ -133,8 +138,8 @@ function toRecord(raw: unknown): WalRecord {
   const ops = r["ops"].map((op: unknown): AppliedOp => {
     if (!Array.isArray(op) || typeof op[0] !== "string") throw new Error("bad op");
     if (op.length === 1) return { kind: "delete", key: op[0] };
-    if (op.length !== 3 || !isCount(op[1])) throw new Error("bad put op");
-    return { kind: "put", key: op[0], version: op[1], json: JSON.stringify(op[2]) };
+    if (op.length !== 3 || !isCount(op[1]) || typeof op[2] !== "string") throw new Error("bad put op");
+    return { kind: "put", key: op[0], version: op[1], json: op[2] };
   });
   return { type: "commit", ops, ...state };
 }

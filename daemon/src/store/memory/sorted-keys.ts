@@ -20,7 +20,8 @@ export class SortedKeySet {
 
   /** Builds the set from keys in any order (one sort instead of n inserts: used when loading a store). */
   static fromKeys(keys: Iterable<string>): SortedKeySet {
-    const all = Array.from(keys).sort(compareKeys);
+    // The default sort compares strings by UTF-16 code units, like compareKeys, without calling back into JS.
+    const all = Array.from(keys).sort();
     const set = new SortedKeySet();
     for (let i = 0; i < all.length; i += MAX_CHUNK / 2) set.#chunks.push(all.slice(i, i + MAX_CHUNK / 2));
     set.#size = all.length;
