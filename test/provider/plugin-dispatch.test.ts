@@ -79,6 +79,16 @@ test.serial("ValidateResourceConfig: paths into nested blocks; unknown and refin
     config: dv(thing({ name: ext(12, pack(mapOf([[1, false], [2, "dep-"]]))), size: UNKNOWN_MP })),
   });
   t.deepEqual(refined.diagnostics, []);
+  const wo = thing({ name: "w", password_wo: "s3cret" });
+  const old = await rpc<pb.ValidateResourceConfig_Request, pb.ValidateResourceConfig_Response>("validateResourceConfig", { typeName: "tftest_thing", config: dv(wo) });
+  t.is(old.diagnostics[0]?.summary, "Write-only attribute not allowed", "a client without write-only support is refused");
+  t.deepEqual(stepNames(old.diagnostics[0]?.attribute), ["password_wo"]);
+  const modern = await rpc<pb.ValidateResourceConfig_Request, pb.ValidateResourceConfig_Response>("validateResourceConfig", {
+    typeName: "tftest_thing",
+    config: dv(wo),
+    clientCapabilities: { deferralAllowed: false, writeOnlyAttributesAllowed: true, storePlannedPrivate: false, computedBlocksAllowed: false },
+  });
+  t.deepEqual(modern.diagnostics, []);
   const nope = await rpc<pb.ValidateResourceConfig_Request, pb.ValidateResourceConfig_Response>("validateResourceConfig", { typeName: "tftest_nope", config: NO_DV });
   t.is(nope.diagnostics[0]?.summary, "Unknown resource type");
 });

@@ -90,8 +90,18 @@ export class ProviderServer<Client> {
     const diagnostics = await this.run("validate", req.typeName, async (diags) => {
       const { r, type } = this.resource(req.typeName);
       const config = decodeDV(type, req.config, "config");
-      if (config === null || isUnknown(config) || !r.validate) return;
-      await r.validate({ config: config as ObjectValue, diags });
+      if (config === null || isUnknown(config)) return;
+      if (!req.clientCapabilities?.writeOnlyAttributesAllowed) {
+        // A Terraform before 1.11 would store write-only values (credentials) in state: refuse them.
+        for (const path of writeOnlyPaths(r.schema.block, config as ObjectValue, [])) {
+          diags.error(
+            "Write-only attribute not allowed",
+            `${formatPath(path)} is write-only, which this Terraform version does not support (Terraform 1.11 or later is needed). It would be stored in state.`,
+            path,
+          );
+        }
+      }
+      if (r.validate) await r.validate({ config: config as ObjectValue, diags });
     });
     return { diagnostics };
   }
@@ -586,6 +596,22 @@ function dedupePaths(paths: AttributePath[]): AttributePath[] {
     seen.add(k);
     return true;
   });
+}
+
+/** Paths of write-only attributes set (non-null) in a config value. */
+function writeOnlyPaths(block: Block, v: ObjectValue, base: AttributePath): AttributePath[] {
+  const out: AttributePath[] = [];
+  for (const [name, a] of Object.entries(block.attributes)) {
+    if (a.writeOnly && (v[name] ?? null) !== null) out.push([...base, { attribute: name }]);
+  }
+  for (const [name, nb] of Object.entries(block.blocks ?? {})) {
+    const x = v[name] ?? null;
+    if (Array.isArray(x)) x.forEach((e, i) => isObj(e) && out.push(...writeOnlyPaths(nb.block, e, [...base, { attribute: name }, { index: i }])));
+    else if (isObj(x) && nb.nesting === "map") {
+      for (const [k, e] of Object.entries(x)) if (isObj(e)) out.push(...writeOnlyPaths(nb.block, e, [...base, { attribute: name }, { key: k }]));
+    } else if (isObj(x)) out.push(...writeOnlyPaths(nb.block, x, [...base, { attribute: name }]));
+  }
+  return out;
 }
 
 /** Write-only attributes are never stored: null them in anything returned to Terraform. */
