@@ -163,8 +163,14 @@ export function kcvOfMaterial(algorithm: KeyAlgorithm, material: Buffer): string
   return spkiKcv(publicSpkiFromPkcs8(algorithm, material));
 }
 
+export interface RsaPublicParts {
+  readonly modulus: Buffer;
+  readonly publicExponent: Buffer;
+  readonly modulusBytes: number;
+}
+
 /** RSA public key parts (big-endian, no leading zeros as in JWK) of a DER SPKI; `HSM_INVALID_INPUT` if not RSA. */
-export function rsaPublicParts(spkiDer: Buffer): { modulus: Buffer; publicExponent: Buffer; modulusBytes: number } {
+export function rsaPublicParts(spkiDer: Buffer): RsaPublicParts {
   let key: KeyObject;
   try {
     key = createPublicKey({ key: spkiDer, format: "der", type: "spki" });
@@ -271,10 +277,11 @@ export const MIN_WRAPPING_KEY_BITS = 2048;
 export function checkByokRequest(
   key: WrappedKey,
   request: ByokWrapRequest,
-): { modulus: Buffer; publicExponent: Buffer; modulusBytes: number; hash: OaepHash; isKwp: boolean } {
+  parse: (spki: Buffer) => RsaPublicParts = rsaPublicParts,
+): RsaPublicParts & { hash: OaepHash; isKwp: boolean } {
   assertKeyAlgorithm(key.algorithm);
   assertByokFormat(request.format);
-  const parts = rsaPublicParts(request.wrappingKeySpki);
+  const parts = parse(request.wrappingKeySpki);
   if (parts.modulusBytes * 8 < MIN_WRAPPING_KEY_BITS) {
     throw new HsmError(
       "HSM_INVALID_INPUT",

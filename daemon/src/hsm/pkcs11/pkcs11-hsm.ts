@@ -10,7 +10,15 @@
  *   the material itself is refused unless the keystore allows a software wrap (DESIGN.md).
  * - Every operation borrows one session from a pool for its whole duration; handles never leave this file.
  */
-import { constants as cryptoConstants, createHash, createPublicKey, publicEncrypt, randomBytes, verify } from "node:crypto";
+import {
+  constants as cryptoConstants,
+  createHash,
+  createPublicKey,
+  publicEncrypt,
+  randomBytes,
+  verify,
+  type RsaPrivateKey,
+} from "node:crypto";
 import pkcs11js from "pkcs11js";
 import {
   HsmError,
@@ -32,9 +40,11 @@ import {
   ecSpkiFromPoint,
   frameSecret,
   unframeSecret,
+  rsaPublicParts,
   rsaSpkiFromParts,
   spkiKcv,
   type OaepHash,
+  type RsaPublicParts,
 } from "../kcv.js";
 import { Secret } from "../../util/secret.js";
 import { UNSUPPORTED, ckrCode, pkcs11Call, toHsmError } from "./errors.js";
@@ -292,6 +302,30 @@ async function aesKeyKcv(pkcs11: Pkcs11, session: Handle, handle: Handle): Promi
   }
 }
 
+/**
+ * A session copy of a master key (CKA_TOKEN=false; EXTRACTABLE and SENSITIVE cannot be weakened by a copy) for
+ * the hot path: SoftHSM's file store re-checks a token object's file on every use, which made each wrap several
+ * times slower and serialised concurrent calls. The token object stays the authority; the copy dies with the
+ * backend's sessions. Tokens that refuse to copy are used directly.
+ */
+function workingCopy(pkcs11: Pkcs11, session: Handle, handle: Handle): Handle {
+  try {
+    return pkcs11.C_CopyObject(session, handle, [{ type: P.CKA_TOKEN, value: false }]);
+  } catch {
+    return handle;
+  }
+}
+
+interface MasterKey {
+  /** The token object. */
+  readonly token: Handle;
+  /** What operations use: a session copy of `token`, or `token` itself. */
+  readonly working: Handle;
+}
+
+/** How many keystore wrapping keys stay imported as session objects for reuse. */
+const WRAPPING_KEY_CACHE_SIZE = 64;
+
 function destroyQuietly(pkcs11: Pkcs11, session: Handle, handle: Handle): void {
   try {
     pkcs11.C_DestroyObject(session, handle);
@@ -307,7 +341,10 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
   readonly #disconnect: () => void;
   readonly #tokenLabel: string;
   readonly #masterKeyLabel: string;
-  readonly #masters: Map<string, Handle>;
+  readonly #masters: Map<string, MasterKey>;
+  /** Keystore RSA public keys imported as session objects, by SHA-256 of their SPKI; never evicted. */
+  readonly #wrappingKeys = new Map<string, Promise<Handle>>();
+  readonly #wrappingKeyParts = new Map<string, RsaPublicParts>();
   #current: string;
   #closed = false;
   /** Which OAEP hashes the token does, learnt on first use. */
@@ -319,7 +356,7 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
     disconnect: () => void;
     tokenLabel: string;
     masterKeyLabel: string;
-    masters: Map<string, Handle>;
+    masters: Map<string, MasterKey>;
     current: string;
   }) {
     this.#pkcs11 = deps.pkcs11;
@@ -344,10 +381,11 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
     const { mod, sessions, disconnect } = await connect(options, poolSize);
     try {
       const session = sessions[0] as Handle;
-      const masters = new Map<string, Handle>();
+      const masters = new Map<string, MasterKey>();
       for (const handle of findMasterHandles(mod.pkcs11, session, options.masterKeyLabel)) {
         checkMasterAttributes(mod.pkcs11, session, handle, options.masterKeyLabel);
-        masters.set(await aesKeyKcv(mod.pkcs11, session, handle), handle);
+        const kcv = await aesKeyKcv(mod.pkcs11, session, handle);
+        masters.set(kcv, { token: handle, working: workingCopy(mod.pkcs11, session, handle) });
       }
       const found = [...masters.keys()];
       if (found.length === 0) {
@@ -521,7 +559,15 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
 
   async wrapForKeystore(key: WrappedKey, request: ByokWrapRequest): Promise<ByokBlob> {
     this.#assertOpen();
-    const target = checkByokRequest(key, request);
+    // Parsing an SPKI costs more than the token's RSA operation: keep the parts with the imported key.
+    const wrappingKeyId = createHash("sha256").update(request.wrappingKeySpki).digest("hex");
+    const target = checkByokRequest(key, request, (spki) => {
+      const known = this.#wrappingKeyParts.get(wrappingKeyId);
+      if (known !== undefined) return known;
+      const parts = rsaPublicParts(spki);
+      if (this.#wrappingKeyParts.size < WRAPPING_KEY_CACHE_SIZE) this.#wrappingKeyParts.set(wrappingKeyId, parts);
+      return parts;
+    });
     return this.#pool.use(async (s) => {
       const created: Handle[] = [];
       const track = (h: Handle): Handle => {
@@ -529,27 +575,14 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
         return h;
       };
       try {
-        const rsaKey = track(
-          await pkcs11Call("C_CreateObject (wrapping key)", () =>
-            this.#pkcs11.C_CreateObject(s, [
-              { type: P.CKA_CLASS, value: P.CKO_PUBLIC_KEY },
-              { type: P.CKA_KEY_TYPE, value: P.CKK_RSA },
-              { type: P.CKA_TOKEN, value: false },
-              { type: P.CKA_MODULUS, value: target.modulus },
-              { type: P.CKA_PUBLIC_EXPONENT, value: target.publicExponent },
-              { type: P.CKA_WRAP, value: true },
-              { type: P.CKA_ENCRYPT, value: true },
-            ]),
-          ),
-        );
+        const rsaKey = await this.#wrappingKey(s, wrappingKeyId, target, track);
         const inHsm = await this.#oaepSupported(s, target.hash, rsaKey);
-        const rsaSoftware = {
-          key: rsaSpkiFromParts(target.modulus, target.publicExponent),
-          format: "der",
-          type: "spki",
+        // Node types oaepHash only on RsaPrivateKey; publicEncrypt honours it for a public KeyObject too.
+        const rsaSoftware = (): RsaPrivateKey => ({
+          key: createPublicKey({ key: rsaSpkiFromParts(target.modulus, target.publicExponent), format: "der", type: "spki" }),
           padding: cryptoConstants.RSA_PKCS1_OAEP_PADDING,
           oaepHash: target.hash,
-        } as const;
+        });
         let softwareStep: ByokSoftwareStep = "none";
         let blob: Buffer;
         if (!target.isKwp) {
@@ -569,7 +602,7 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
             const material = track(await this.#unwrap(s, key, { sensitive: false }));
             const value = readBuffer(this.#pkcs11, s, material, P.CKA_VALUE, "key value");
             try {
-              blob = publicEncrypt(rsaSoftware, value);
+              blob = publicEncrypt(rsaSoftware(), value);
             } finally {
               value.fill(0);
             }
@@ -599,7 +632,7 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
           } else {
             const value = readBuffer(this.#pkcs11, s, ephemeral, P.CKA_VALUE, "ephemeral key value");
             try {
-              rsaPart = publicEncrypt(rsaSoftware, value);
+              rsaPart = publicEncrypt(rsaSoftware(), value);
             } finally {
               value.fill(0);
             }
@@ -700,7 +733,7 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
         destroyQuietly(this.#pkcs11, s, handle);
         throw new HsmError("HSM_INTERNAL", "the new master key's KCV collides with an existing master; retry");
       }
-      this.#masters.set(kcv, handle);
+      this.#masters.set(kcv, { token: handle, working: workingCopy(this.#pkcs11, s, handle) });
       this.#current = kcv;
       return kcv;
     });
@@ -726,11 +759,45 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
     if (masterKcv === this.#current) {
       throw new HsmError("HSM_INVALID_INPUT", `master key ${masterKcv} is the current master and cannot be destroyed`);
     }
-    const handle = this.#master(masterKcv);
+    this.#master(masterKcv);
+    const master = this.#masters.get(masterKcv) as MasterKey;
     await this.#pool.use(async (s) => {
-      await pkcs11Call("C_DestroyObject (master key)", () => this.#pkcs11.C_DestroyObject(s, handle));
+      await pkcs11Call("C_DestroyObject (master key)", () => this.#pkcs11.C_DestroyObject(s, master.token));
       this.#masters.delete(masterKcv);
+      if (!master.working.equals(master.token)) destroyQuietly(this.#pkcs11, s, master.working);
     });
+  }
+
+  /**
+   * The keystore's RSA public key as a session object: imported once per key and reused (an import costs as much as
+   * the wrap itself); beyond the cache size, imported per call and destroyed by the caller through `track`.
+   */
+  async #wrappingKey(
+    s: Handle,
+    id: string,
+    target: { modulus: Buffer; publicExponent: Buffer },
+    track: (h: Handle) => Handle,
+  ): Promise<Handle> {
+    const create = (): Promise<Handle> =>
+      pkcs11Call("C_CreateObject (wrapping key)", () =>
+        this.#pkcs11.C_CreateObject(s, [
+          { type: P.CKA_CLASS, value: P.CKO_PUBLIC_KEY },
+          { type: P.CKA_KEY_TYPE, value: P.CKK_RSA },
+          { type: P.CKA_TOKEN, value: false },
+          { type: P.CKA_MODULUS, value: target.modulus },
+          { type: P.CKA_PUBLIC_EXPONENT, value: target.publicExponent },
+          { type: P.CKA_WRAP, value: true },
+          { type: P.CKA_ENCRYPT, value: true },
+        ]),
+      );
+    let cached = this.#wrappingKeys.get(id);
+    if (cached === undefined) {
+      if (this.#wrappingKeys.size >= WRAPPING_KEY_CACHE_SIZE) return track(await create());
+      cached = create();
+      this.#wrappingKeys.set(id, cached);
+      cached.catch(() => this.#wrappingKeys.delete(id));
+    }
+    return cached;
   }
 
   /** C_WrapKey into a fresh buffer (pkcs11js returns a slice of the output buffer). */
@@ -852,7 +919,7 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
   }
 
   #master(kcv: string): Handle {
-    const handle = this.#masters.get(kcv);
+    const handle = this.#masters.get(kcv)?.working;
     if (handle === undefined) {
       throw new HsmError(
         "HSM_MASTER_KEY_NOT_FOUND",
