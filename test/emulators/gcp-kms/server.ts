@@ -12,6 +12,8 @@ import { gcpAdminRoutes, makeGcpKmsAdmin, type GcpCallRecord, type GcpKmsAdmin }
 import { GcpError, GcpKmsBackend, type Req, type Res } from "./backend.js";
 
 export interface GcpKmsEmulatorOptions {
+  /** Listen address; default 127.0.0.1. */
+  host?: string;
   /** gRPC port; 0 (default) picks a free one. */
   port?: number;
   /** Port of the admin HTTP interface; 0 (default) picks a free one. */
@@ -27,7 +29,7 @@ export interface GcpKmsEmulatorOptions {
 }
 
 export interface GcpKmsEmulator {
-  /** "127.0.0.1:PORT"; KeyManagementServiceClient takes apiEndpoint "127.0.0.1" and `port`. */
+  /** "HOST:PORT"; KeyManagementServiceClient takes apiEndpoint HOST (an IP: STACK.md gotcha 13) and `port`. */
   endpoint: string;
   port: number;
   /** Base URL of the admin HTTP interface (routes under /_emulator). */
@@ -108,6 +110,7 @@ function faultError(kind: Exclude<FaultKind, "timeout">): GcpError {
 }
 
 export async function startGcpKmsEmulator(opts: GcpKmsEmulatorOptions = {}): Promise<GcpKmsEmulator> {
+  const host = opts.host ?? "127.0.0.1";
   const backend = new GcpKmsBackend({ projects: opts.projects, reuseWrappingKeys: opts.reuseWrappingKeys, captureLimit: opts.captureLimit });
   const faults = new FaultInjector();
   const calls = new BoundedLog<GcpCallRecord>(opts.callLogLimit ?? 10_000);
@@ -162,10 +165,10 @@ export async function startGcpKmsEmulator(opts: GcpKmsEmulatorOptions = {}): Pro
   const server = new grpc.Server();
   server.addService(kmsService(), implementation);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`127.0.0.1:${opts.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    server.bindAsync(`${host}:${opts.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
   let adminServer;
   try {
-    adminServer = await startAdminServer(gcpAdminRoutes(admin), opts.adminPort ?? 0, "127.0.0.1");
+    adminServer = await startAdminServer(gcpAdminRoutes(admin), opts.adminPort ?? 0, host);
   } catch (e) {
     server.forceShutdown();
     throw e;
@@ -173,7 +176,7 @@ export async function startGcpKmsEmulator(opts: GcpKmsEmulatorOptions = {}): Pro
   const adminClose = adminServer.close;
 
   return {
-    endpoint: `127.0.0.1:${port}`,
+    endpoint: `${host}:${port}`,
     port,
     adminUrl: adminServer.url,
     admin,

@@ -3,7 +3,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { startAdminServer } from "../common/admin-http.js";
-import { makeTlsMaterial } from "../common/certs.js";
+import { makeTlsMaterial, type TlsMaterial } from "../common/certs.js";
 import { FaultInjector } from "../common/faults.js";
 import { BodyTooLargeError, closeServer, delay, listen, readBody, sendJson } from "../common/http.js";
 import { BoundedLog, type CallRecord } from "../common/records.js";
@@ -17,6 +17,8 @@ export const DEFAULT_TOKEN = "mcko-emulator-token";
 export const DEFAULT_INSTANCE = "00000000-0000-4000-8000-00000000a001";
 
 export interface KeyProtectEmulatorOptions {
+  /** Listen address; default 127.0.0.1. */
+  host?: string;
   /** Port of the REST endpoint; 0 (default) = any free port. */
   port?: number;
   /** Port of the admin HTTP interface; 0 (default) = any free port. */
@@ -27,8 +29,11 @@ export interface KeyProtectEmulatorOptions {
   tokens?: string[];
   /** Bearer tokens accepted only for the listed instances (pass-through tokens scoped per instance). */
   instanceTokens?: Record<string, string[]>;
-  /** Serve HTTPS with a certificate from a throw-away CA (`caCertPem` in the result); default false (plain HTTP). */
-  tls?: boolean;
+  /**
+   * Serve HTTPS: true = with a certificate from a throw-away CA made now, or the given material (e.g. kept across
+   * restarts); `caCertPem` in the result. Default false (plain HTTP).
+   */
+  tls?: boolean | TlsMaterial;
   /** Region and account in CRNs; default us-south and a fixed emulator account. */
   region?: string;
   accountId?: string;
@@ -95,7 +100,7 @@ function route(state: KeyProtectState, method: string, path: string, query: URLS
 }
 
 export async function startKeyProtectEmulator(opts: KeyProtectEmulatorOptions = {}): Promise<KeyProtectEmulator> {
-  const host = "127.0.0.1";
+  const host = opts.host ?? "127.0.0.1";
   const state = new KeyProtectState({
     region: opts.region ?? "us-south", accountId: opts.accountId ?? "e0a7d0c0ffee4c0ffee4c0ffee4c0f0e",
     reuseWrappingKeys: opts.reuseWrappingKeys ?? false, rotationLimit: opts.rotationLimit ?? true, captureLimit: opts.captureLimit ?? 100,
@@ -194,7 +199,7 @@ export async function startKeyProtectEmulator(opts: KeyProtectEmulatorOptions = 
   let caCertPem: string | undefined;
   let server: Server;
   if (opts.tls) {
-    const tls = await makeTlsMaterial();
+    const tls = opts.tls === true ? await makeTlsMaterial({ commonName: "MCKO Key Protect emulator" }) : opts.tls;
     caCertPem = tls.caCertPem;
     server = createHttpsServer({ cert: tls.certPem, key: tls.keyPem }, listener);
   } else {
