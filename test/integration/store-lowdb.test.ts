@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LowdbStore, type LowdbStoreOptions } from "../../daemon/src/store/lowdb/lowdb-store.js";
 import type { FaultAction, FaultPoint, StoreFaults } from "../../daemon/src/store/lowdb/faults.js";
+import { StoreLockedError } from "../../daemon/src/store/lowdb/dir-lock.js";
 import { StoreCorruptError, StoreIoError, type Mutation } from "../../daemon/src/store/store.js";
 import { snapshotStore, storeContract } from "../contract/store.js";
 import { sha256Sealer, verifySealedLines } from "../support/store-sealer.js";
@@ -304,4 +305,18 @@ test("lowdb: an existing store keeps its shard count; leftover temp files are re
   t.is(await reopened.count("s/"), 20);
   t.false((await readdir(join(dir, "shards"))).some((n) => n.endsWith(".tmp")));
   t.false((await readdir(dir)).some((n) => n.endsWith(".tmp")));
+});
+
+test("lowdb: a store open in another running process is refused; a stale lock is taken over", async (t) => {
+  const dir = await tempDir(t);
+  await (await LowdbStore.open({ dir })).close();
+  t.false((await readdir(dir)).includes("store.lock"), "close releases the lock");
+  // ava's main process is alive and is not this worker.
+  await writeFile(join(dir, "store.lock"), JSON.stringify({ pid: process.ppid }));
+  await t.throwsAsync(LowdbStore.open({ dir }), { instanceOf: StoreLockedError, message: new RegExp(`process ${process.ppid}`) });
+  // No process has this pid (above pid_max): the lock is stale, as after a kill -9.
+  await writeFile(join(dir, "store.lock"), JSON.stringify({ pid: 2_000_000_000 }));
+  const store = await openStore(t, { dir });
+  t.is(JSON.parse(await readFile(join(dir, "store.lock"), "utf8")).pid, process.pid);
+  await store.close();
 });

@@ -3,6 +3,7 @@
  *
  * Files in `dir` (one store per directory; the internal store is a second instance in its own directory):
  *   store.json              lowdb document: format and shard count, written once at creation
+ *   store.lock              the pid of the process that has the store open (dir-lock.ts)
  *   shards/<n>.json         lowdb documents: the records hashed to shard n, as of the last checkpoint
  *   wal/<n>.wal             write-ahead log segments (wal.ts): every commit since the last checkpoint
  *   audit.jsonl             the sealed journal (only with a sealer); audit.rolledback.jsonl keeps cut-off tails
@@ -51,6 +52,7 @@ import { RecordTable } from "../memory/record-table.js";
 import { AppendFile } from "./append-file.js";
 import { DurableJsonFile, fileSize, syncDirectory } from "./durable-file.js";
 import { InjectedFaultError, type StoreFaults } from "./faults.js";
+import { lockDirectory } from "./dir-lock.js";
 import { JournalFile } from "./journal-file.js";
 import { listShardFiles, shardDb, shardPath } from "./shard-file.js";
 import { encodeCommit, encodeHeader, listSegments, readSegment, segmentPath, type WalState } from "./wal.js";
@@ -116,6 +118,7 @@ interface Parts {
   /** Shards changed by the replayed WAL: the next checkpoint must write them before it drops the segments. */
   readonly dirty: Set<number>;
   readonly journal: JournalFile | undefined;
+  readonly unlock: () => Promise<void>;
   readonly sealer: JournalSealer | undefined;
   readonly faults: StoreFaults | undefined;
   readonly checkpointMinBytes: number;
@@ -127,6 +130,7 @@ export class LowdbStore implements Store {
   readonly #table: RecordTable;
   readonly #engine: CommitEngine;
   readonly #journal: JournalFile | undefined;
+  readonly #unlock: () => Promise<void>;
   readonly #faults: StoreFaults | undefined;
   readonly #checkpointMinBytes: number;
   readonly #checkpointDataRatio: number;
@@ -151,6 +155,7 @@ export class LowdbStore implements Store {
     this.#segment = parts.segment;
     this.#dirty = parts.dirty;
     this.#journal = parts.journal;
+    this.#unlock = parts.unlock;
     this.#faults = parts.faults;
     this.#checkpointMinBytes = parts.checkpointMinBytes;
     this.#checkpointDataRatio = parts.checkpointDataRatio;
@@ -177,9 +182,18 @@ export class LowdbStore implements Store {
     await mkdir(paths.shards, { recursive: true });
     await mkdir(paths.wal, { recursive: true });
     await syncDirectory(dir);
-    await removeTempFiles(dir);
-    await removeTempFiles(paths.shards);
+    const unlock = await lockDirectory(join(dir, "store.lock"));
+    try {
+      return await LowdbStore.#recover(paths, options, unlock);
+    } catch (error) {
+      await unlock();
+      throw error;
+    }
+  }
 
+  static async #recover(paths: Paths, options: LowdbStoreOptions, unlock: () => Promise<void>): Promise<LowdbStore> {
+    await removeTempFiles(paths.dir);
+    await removeTempFiles(paths.shards);
     const meta = await openMeta(paths, options.shardCount ?? DEFAULT_SHARD_COUNT);
     const table = new RecordTable(meta.shardCount, false);
     const shardFiles = await listShardFiles(paths.shards);
@@ -208,6 +222,7 @@ export class LowdbStore implements Store {
       segment,
       dirty,
       journal,
+      unlock,
       sealer: options.sealer,
       faults: options.faults,
       checkpointMinBytes: options.checkpointMinBytes ?? 8 * 1024 * 1024,
@@ -273,6 +288,7 @@ export class LowdbStore implements Store {
       await this.#checkpointNow().catch(() => undefined);
       await this.#segment.file.close();
       await this.#journal?.close();
+      await this.#unlock();
     })();
     return this.#closing;
   }
