@@ -170,13 +170,16 @@ function keyTemplate(algorithm: KeyAlgorithm, options: { sensitive: boolean }): 
 async function connect(
   options: { modulePath: string; tokenLabel: string; pin: Secret },
   sessionCount: number,
-): Promise<{ mod: Pkcs11Module; slot: Handle; sessions: Handle[]; disconnect: () => void }> {
+): Promise<{ mod: Pkcs11Module; slot: Handle; sessions: Handle[]; disconnect: (closeSessions?: boolean) => void }> {
   const mod = acquireModule(options.modulePath);
   const sessions: Handle[] = [];
   let slot: Handle | undefined;
   let loggedIn = false;
-  const disconnect = (): void => {
+  // `closeSessions: false` when a SessionPool already closed them: a closed handle must not be closed again, as
+  // the token may have handed the number to another session of this process since.
+  const disconnect = (closeSessions = true): void => {
     for (const s of sessions.splice(0)) {
+      if (!closeSessions) continue;
       try {
         mod.pkcs11.C_CloseSession(s);
       } catch {
@@ -338,7 +341,7 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
   readonly kind = "pkcs11" as const;
   readonly #pkcs11: Pkcs11;
   readonly #pool: SessionPool;
-  readonly #disconnect: () => void;
+  readonly #disconnect: (closeSessions?: boolean) => void;
   readonly #tokenLabel: string;
   readonly #masterKeyLabel: string;
   readonly #masters: Map<string, MasterKey>;
@@ -353,7 +356,7 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
   private constructor(deps: {
     pkcs11: Pkcs11;
     pool: SessionPool;
-    disconnect: () => void;
+    disconnect: (closeSessions?: boolean) => void;
     tokenLabel: string;
     masterKeyLabel: string;
     masters: Map<string, MasterKey>;
@@ -718,7 +721,8 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
     this.#closed = true;
     await this.#pool.close();
     this.#masters.clear();
-    this.#disconnect();
+    this.#wrappingKeys.clear();
+    this.#disconnect(false);
   }
 
   async createMasterKey(): Promise<string> {
