@@ -63,7 +63,7 @@ async function kcvWithOpenssl(algorithm: KeyAlgorithm, material: Buffer): Promis
       return (await readFile(out)).subarray(0, 3).toString("hex");
     case "HMAC":
       await openssl(
-        "dgst", "-sha256", "-mac", "HMAC", "-macopt", `hexkey:${material.toString("hex")}`, "-binary",
+        "dgst", `-${algorithm.slice("HMAC_".length).toLowerCase()}`, "-mac", "HMAC", "-macopt", `hexkey:${material.toString("hex")}`, "-binary",
         "-out", out, await tempFile(Buffer.alloc(0)),
       );
       return (await readFile(out)).subarray(0, 3).toString("hex");

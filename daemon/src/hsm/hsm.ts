@@ -9,8 +9,8 @@
  *   bytes for AES and HMAC keys and the PKCS#8 DER `PrivateKeyInfo` for RSA and EC keys, so a blob made by one
  *   backend unwraps in the other under the same master key.
  * - KCVs (hex, lower case) follow DESIGN.md and never change: AES = first 3 bytes of AES-ECB(key, zero block)
- *   (method `enc-zero`); HMAC = first 3 bytes of HMAC-SHA-256(key, empty message) for every HMAC algorithm
- *   (method `hmac-empty`); RSA/EC = SHA-256 of the public key's DER SPKI (method `spki-sha256`). kcv.ts computes
+ *   (method `enc-zero`); HMAC = first 3 bytes of HMAC(key, empty message) with the key's own hash (HMAC_SHA384
+ *   → HMAC-SHA-384) (method `hmac-empty`); RSA/EC = SHA-256 of the public key's DER SPKI (method `spki-sha256`). kcv.ts computes
  *   them in Node for anyone who must check material that arrived somewhere (emulators, tests).
  * - Every method is safe to call concurrently.
  * - Failures are `HsmError`s with a stable `reason`; nothing else is thrown across this seam.

@@ -6,8 +6,8 @@
  *
  * The KCV formats are an invariant: they are stored in the vault and shown to people, so they must never change.
  * - `enc-zero` (AES): first 3 bytes of AES-ECB(key, 16 zero bytes) — PKCS#11 `CKA_CHECK_VALUE`.
- * - `hmac-empty` (HMAC keys): first 3 bytes of HMAC-SHA-256(key, empty message), whatever hash the key is meant
- *   for (HMAC_SHA384/512 keys too), so the method is one fixed function, like `enc-zero`.
+ * - `hmac-empty` (HMAC keys): first 3 bytes of HMAC(key, empty message) with the key's own hash (HMAC_SHA256 →
+ *   SHA-256, HMAC_SHA384 → SHA-384, HMAC_SHA512 → SHA-512), as the emulators (test/emulators/common/kcv.ts) do.
  * - `spki-sha256` (RSA, EC): SHA-256 of the public key's DER SubjectPublicKeyInfo, 32 bytes.
  * All are lower-case hex.
  */
@@ -88,9 +88,25 @@ export function aesKcv(key: Buffer): string {
   return block.subarray(0, 3).toString("hex");
 }
 
-/** `hmac-empty` KCV of an HMAC key: HMAC-SHA-256 over the empty message, first 3 bytes. */
-export function hmacKcv(key: Buffer): string {
-  return createHmac("sha256", key).update(Buffer.alloc(0)).digest().subarray(0, 3).toString("hex");
+export type HmacHash = "sha256" | "sha384" | "sha512";
+
+/** The hash an HMAC algorithm's KCV (and use) goes with. */
+export function hmacHash(algorithm: KeyAlgorithm): HmacHash {
+  switch (algorithm) {
+    case "HMAC_SHA384":
+      return "sha384";
+    case "HMAC_SHA512":
+      return "sha512";
+    case "HMAC_SHA256":
+      return "sha256";
+    default:
+      throw new HsmError("HSM_INVALID_INPUT", `${algorithm} is not an HMAC algorithm`);
+  }
+}
+
+/** `hmac-empty` KCV of an HMAC key: HMAC with `hash` over the empty message, first 3 bytes. */
+export function hmacKcv(key: Buffer, hash: HmacHash): string {
+  return createHmac(hash, key).update(Buffer.alloc(0)).digest().subarray(0, 3).toString("hex");
 }
 
 /** `spki-sha256` KCV of a public key given as DER SPKI. */
@@ -158,7 +174,7 @@ export function kcvOfMaterial(algorithm: KeyAlgorithm, material: Buffer): string
     if (material.length !== expected) {
       throw new HsmError("HSM_UNWRAP_FAILED", `${algorithm} material is ${expected} bytes, got ${material.length}`);
     }
-    return family === "AES" ? aesKcv(material) : hmacKcv(material);
+    return family === "AES" ? aesKcv(material) : hmacKcv(material, hmacHash(algorithm));
   }
   return spkiKcv(publicSpkiFromPkcs8(algorithm, material));
 }

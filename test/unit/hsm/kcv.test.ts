@@ -45,11 +45,17 @@ test("enc-zero KCV: the all-zero AES-256 key gives dc95c0 (BYOK.md §7)", (t) =>
   t.throws(() => kcvOfMaterial("AES_256", Buffer.alloc(16)), { instanceOf: HsmError });
 });
 
-test("hmac-empty KCV is HMAC-SHA-256 over the empty message for every HMAC algorithm", (t) => {
-  const key = Buffer.alloc(64, 0x5a);
-  const expected = createHmac("sha256", key).update("").digest("hex").slice(0, 6);
-  t.is(hmacKcv(key), expected);
-  t.is(kcvOfMaterial("HMAC_SHA512", key), expected);
+test("hmac-empty KCV is HMAC with the key's own hash over the empty message", (t) => {
+  for (const [algorithm, hash, bytes] of [
+    ["HMAC_SHA256", "sha256", 32],
+    ["HMAC_SHA384", "sha384", 48],
+    ["HMAC_SHA512", "sha512", 64],
+  ] as const) {
+    const key = Buffer.alloc(bytes, 0x5a);
+    const expected = createHmac(hash, key).update("").digest("hex").slice(0, 6);
+    t.is(hmacKcv(key, hash), expected);
+    t.is(kcvOfMaterial(algorithm, key), expected);
+  }
 });
 
 test("spki-sha256 KCV of PKCS#8 material equals SHA-256 of the public SPKI, also with SoftHSM's zero padding", (t) => {

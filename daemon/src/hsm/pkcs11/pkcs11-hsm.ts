@@ -39,6 +39,7 @@ import {
   checkByokRequest,
   ecSpkiFromPoint,
   frameSecret,
+  hmacHash,
   unframeSecret,
   rsaPublicParts,
   rsaSpkiFromParts,
@@ -852,10 +853,13 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
 
   async #symmetricKcv(s: Handle, algorithm: KeyAlgorithm, handle: Handle): Promise<string> {
     if (keyFamily(algorithm) === "AES") return aesKeyKcv(this.#pkcs11, s, handle);
-    // hmac-empty: HMAC-SHA-256 over the empty message (kcv.ts); C_SignFinal with no update signs "".
+    // hmac-empty: HMAC with the key's own hash over the empty message (kcv.ts); C_SignFinal alone signs "".
+    const mechanism = { sha256: P.CKM_SHA256_HMAC, sha384: P.CKM_SHA384_HMAC, sha512: P.CKM_SHA512_HMAC }[
+      hmacHash(algorithm)
+    ];
     return pkcs11Call("C_Sign (HMAC KCV)", async () => {
-      this.#pkcs11.C_SignInit(s, { mechanism: P.CKM_SHA256_HMAC }, handle);
-      const mac = await this.#pkcs11.C_SignFinalAsync(s, Buffer.alloc(32));
+      this.#pkcs11.C_SignInit(s, { mechanism }, handle);
+      const mac = await this.#pkcs11.C_SignFinalAsync(s, Buffer.alloc(64));
       return mac.subarray(0, 3).toString("hex");
     });
   }
