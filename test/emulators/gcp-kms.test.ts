@@ -389,6 +389,9 @@ test.serial("call log proves a single create; admin HTTP mirrors the in-process 
   t.is(disabled.status, 200);
   t.is((await client.getCryptoKeyVersion({ name: `${ring}/cryptoKeys/once/cryptoKeyVersions/1` }))[0].state, "DISABLED");
   t.is((await fetch(`${base}/versions/disable`, { method: "POST", body: "{}" })).status, 400);
+  const material = (await (await fetch(`${base}/versions/material?name=${encodeURIComponent(`${ring}/cryptoKeys/once/cryptoKeyVersions/1`)}`)).json()) as string;
+  t.deepEqual(Buffer.from(material, "base64"), emulator.admin.material(`${ring}/cryptoKeys/once/cryptoKeyVersions/1`));
+  t.is(emulator.admin.kcv(`${ring}/cryptoKeys/once/cryptoKeyVersions/1`), hmacKcv("sha256", Buffer.from(material, "base64")));
 });
 
 test.serial("OpenSSL's command line unwraps a captured RSA_OAEP_3072_SHA256_AES_256 key to the vault's KCV", async (t) => {
@@ -416,4 +419,15 @@ test.serial("OpenSSL's command line unwraps a captured RSA_OAEP_3072_SHA256_AES_
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test.serial("reset() forgets state, captures, calls and faults", async (t) => {
+  const ring = await newRing();
+  emulator.admin.setFaults({ latencyMs: 1 });
+  emulator.admin.reset();
+  t.deepEqual(emulator.admin.state().keyRings, []);
+  t.deepEqual(emulator.admin.imports(), []);
+  t.deepEqual(emulator.admin.calls(), []);
+  t.deepEqual(emulator.admin.faults(), { config: {}, scripted: [] });
+  await expectCode(t, client.getKeyRing({ name: ring }), grpc.status.NOT_FOUND);
 });

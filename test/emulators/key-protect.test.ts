@@ -374,3 +374,14 @@ test.serial("HTTPS with the per-run CA", async (t) => {
     await tlsEmu.close();
   }
 });
+
+test.serial("reset() forgets keys, tokens, captures, calls and faults", async (t) => {
+  const id = String(first(await kp("POST", "/api/v2/keys", { body: keyBody({ name: "before-reset" }) }))["id"]);
+  emu.admin.setFaults({ latencyMs: 1 });
+  emu.admin.reset();
+  t.deepEqual(emu.admin.state().instances, []);
+  t.deepEqual(emu.admin.imports(), []);
+  t.deepEqual(emu.admin.faults(), { config: {}, scripted: [] });
+  t.is((await kp("GET", `/api/v2/keys/${id}`)).status, 404);
+  t.deepEqual(emu.admin.calls().map((c) => c.operation), ["GetKey"]);
+});

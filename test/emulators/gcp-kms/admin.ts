@@ -19,6 +19,8 @@ export interface GcpKmsAdmin extends CommonAdmin {
   /** KCV (hex) per version name, for versions that hold material (README: method per algorithm). */
   kcvs(): Record<string, string>;
   kcv(versionName: string): string | undefined;
+  /** The material a version holds (symmetric: raw bytes; asymmetric: PKCS#8 DER), to prove what arrived. */
+  material(versionName: string): Buffer;
   // Out-of-band changes, as if someone used the console behind MCKO's back. Names are full resource names.
   enableVersion(name: string): void;
   disableVersion(name: string): void;
@@ -41,7 +43,7 @@ function adminCall<T>(f: () => T): T {
   try {
     return f();
   } catch (e) {
-    if (e instanceof GcpError) throw new AdminError(e.code === 5 ? 404 : 400, e.message);
+    if (e instanceof GcpError) throw new AdminError(e.code === 5 ? 404 : e.code === 9 ? 409 : 400, e.message);
     throw e;
   }
 }
@@ -70,6 +72,7 @@ export function makeGcpKmsAdmin(backend: GcpKmsBackend, faults: FaultInjector, c
     state: () => backend.snapshot(),
     kcvs,
     kcv: (name) => kcvs()[name],
+    material: (name) => adminCall(() => backend.adminMaterial(name)),
     enableVersion: (name) => adminCall(() => backend.adminSetVersionState(name, "ENABLED")),
     disableVersion: (name) => adminCall(() => backend.adminSetVersionState(name, "DISABLED")),
     scheduleDestroy: (name) => adminCall(() => backend.adminSetVersionState(name, "DESTROY_SCHEDULED")),
@@ -89,7 +92,7 @@ const str = (v: unknown, name: string): string => {
 
 /**
  * HTTP routes (under /_emulator, JSON, Buffers as base64), besides the common ones:
- *   GET  /state, /kcv
+ *   GET  /state, /kcv, /versions/material?name=<version> (base64)
  *   POST /versions/{enable|disable|schedule-destroy|destroy} {name}
  *   POST /versions/material {name, material: base64}
  *   PUT  /keys/labels {name, labels};  POST /keys/delete {name};  POST /import-jobs/expire {name}
@@ -99,6 +102,7 @@ export function gcpAdminRoutes(admin: GcpKmsAdmin): AdminRoute[] {
     ...commonAdminRoutes(admin),
     { method: "GET", path: /^\/state$/, handler: () => admin.state() },
     { method: "GET", path: /^\/kcv$/, handler: () => admin.kcvs() },
+    { method: "GET", path: /^\/versions\/material$/, handler: ({ query }) => admin.material(str(query.get("name") ?? "", "name")) },
     { method: "POST", path: /^\/versions\/enable$/, handler: ({ body }) => admin.enableVersion(str(body["name"], "name")) },
     { method: "POST", path: /^\/versions\/disable$/, handler: ({ body }) => admin.disableVersion(str(body["name"], "name")) },
     { method: "POST", path: /^\/versions\/schedule-destroy$/, handler: ({ body }) => admin.scheduleDestroy(str(body["name"], "name")) },

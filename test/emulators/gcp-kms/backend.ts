@@ -767,6 +767,13 @@ export class GcpKmsBackend {
     job.expireEventTime = this.now();
   }
 
+  /** The material a version holds (symmetric: raw bytes; asymmetric: PKCS#8 DER); throws when it holds none. */
+  adminMaterial(name: string): Buffer {
+    const { version } = this.#version(name);
+    if (!version.material) throw precondition(`${version.name} holds no key material (state ${version.state}).`);
+    return Buffer.from(version.material.bytes);
+  }
+
   /** Waits until every import job's key generation has finished (for tests and reset). */
   async settled(): Promise<void> {
     await Promise.all([...this.importJobs.values()].map((j) => j.ready.catch(() => undefined)));
