@@ -1,12 +1,16 @@
 // terraform-provider-mcko's entry point (started by provider/bin/terraform-provider-mcko, which Terraform runs).
 // The cheap handshake checks run before the heavy imports, so a hand-run binary answers at once.
+// `terraform-provider-mcko --debug` serves for TF_REATTACH_PROVIDERS instead (TFPLUGIN.md §1.9).
 import { checkPluginEnv, readPluginEnv } from "./plugin/handshake.js";
 
+export const PROVIDER_SOURCE = "registry.terraform.io/mcko/mcko";
+
+const debug = process.argv.includes("--debug");
 const env = readPluginEnv();
 const check = checkPluginEnv(env);
-if (!check.ok) {
+if (!debug && !check.ok) {
   process.stderr.write(check.message);
   process.exit(1);
 }
 const [{ serve }, { mckoProvider }] = await Promise.all([import("./plugin/server.js"), import("./provider.js")]);
-await serve(mckoProvider(), { env });
+await serve(mckoProvider(), { env, ...(debug ? { debug: { source: PROVIDER_SOURCE } } : {}) });

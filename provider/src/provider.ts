@@ -1,7 +1,7 @@
 // The MCKO provider definition: the provider block's schema, how ConfigureProvider builds the daemon client, and the
 // registry of resources and data sources (filled in by provider/src/resources and provider/src/datasources).
 import { type DaemonClient, createDaemonClient } from "./client/daemon-client.js";
-import { describeDaemonError } from "./client/errors.js";
+import { describeDaemonError, isServiceError } from "./client/errors.js";
 import { DEFAULT_REQUEST_TIMEOUT, type EnvDefaults, readEnvDefaults, resolveProviderConfig, validateProviderConfig } from "./config.js";
 import { types } from "./plugin/cty.js";
 import type { DataSourceType, ProviderDefinition, ResourceType } from "./plugin/resource.js";
@@ -77,6 +77,7 @@ export function mckoProvider(deps: ProviderDeps = {}): ProviderDefinition<Daemon
       }
       return client;
     },
-    describeError: (err) => describeDaemonError(err, address),
+    // Only daemon (gRPC) errors are translated; anything else is a provider bug and keeps its own message.
+    describeError: (err) => (isServiceError(err) ? describeDaemonError(err, address) : undefined),
   };
 }

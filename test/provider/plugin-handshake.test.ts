@@ -3,6 +3,7 @@
 // encoded with the independent test encoder.
 import { X509Certificate } from "node:crypto";
 import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -167,4 +168,33 @@ test("a client that does not accept protocol 6: explained on stderr, exit 1", as
   t.is(r.code, 1);
   t.is(r.stdout, "");
   t.regex(r.stderr, /protocol 6/);
+});
+
+test("--debug: serves without TLS, prints TF_REATTACH_PROVIDERS, stops on Ctrl-C", async (t) => {
+  const env = { ...process.env };
+  delete env["TF_PLUGIN_MAGIC_COOKIE"];
+  delete env["NODE_OPTIONS"];
+  const proc = spawn(MCKO_PROVIDER_BIN, ["--debug"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const exited = new Promise<number | string>((res) => proc.on("close", (code, signal) => res(code ?? signal ?? "?")));
+  let out = "";
+  await new Promise<void>((res, rej) => {
+    proc.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (out.includes("Ctrl-C")) res();
+    });
+    void exited.then(() => rej(new Error(`exited early: ${out}`)));
+  });
+  const m = /TF_REATTACH_PROVIDERS='(.*)'/.exec(out);
+  const reattach = JSON.parse(m?.[1] ?? "{}") as Record<string, { Protocol: string; ProtocolVersion: number; Pid: number; Test: boolean; Addr: { Network: string; String: string } }>;
+  const entry = reattach["registry.terraform.io/mcko/mcko"];
+  t.is(entry?.ProtocolVersion, 6);
+  t.is(entry?.Pid, proc.pid);
+  t.true(entry?.Test);
+  const { ProviderClient } = await import("../../protos/gen/tfplugin6/tfplugin6.js");
+  const client = new ProviderClient(entry?.Addr.String ?? "", grpc.credentials.createInsecure());
+  const schema = await new Promise<pb.GetProviderSchema_Response>((res, rej) => client.getProviderSchema({}, (e, v) => (e ? rej(e) : res(v))));
+  client.close();
+  t.truthy(schema.provider?.block);
+  proc.kill("SIGINT");
+  t.is(await exited, 0);
 });

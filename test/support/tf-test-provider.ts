@@ -6,7 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { decodeJson, encodeJson } from "../../provider/src/plugin/codec.js";
 import { type ObjectValue, isUnknown, types } from "../../provider/src/plugin/cty.js";
 import { DiagnosticError } from "../../provider/src/plugin/diagnostics.js";
-import { type DataSourceType, type ProviderDefinition, type ResourceType, defineDataSource, defineResource } from "../../provider/src/plugin/resource.js";
+import { type DataSourceType, type ProviderDefinition, type ResourceType, defineDataSource, defineResource, withPrivate } from "../../provider/src/plugin/resource.js";
 import { impliedType, type Schema } from "../../provider/src/plugin/schema.js";
 
 export const thingSchema: Schema = {
@@ -109,7 +109,7 @@ export const thing: ResourceType<ObjectValue, ThingStore> = defineResource<Thing
     };
     if (name.startsWith("drift")) state.size = (state.size ?? 0) + 1;
     client.put(state.id as string, state as unknown as ObjectValue);
-    return { state, private: Buffer.concat([Buffer.from(priv), Buffer.from("+created")]) };
+    return withPrivate(state, Buffer.concat([Buffer.from(priv), Buffer.from("+created")]));
   },
   read: async ({ state, client }) => {
     const cur = client.get(state.id as string);

@@ -23,7 +23,8 @@ export const defaultFieldMapper: FieldMapper = (field) => {
 
 const TYPE_PREFIX = "type.googleapis.com/";
 
-function isServiceError(err: unknown): err is ServiceError {
+/** True for errors from a grpc-js call (they carry a status code and details). */
+export function isServiceError(err: unknown): err is ServiceError {
   return err instanceof Error && typeof (err as Partial<ServiceError>).code === "number" && "details" in err;
 }
 

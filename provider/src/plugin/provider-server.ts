@@ -7,7 +7,7 @@ import * as pb from "../../../protos/gen/tfplugin6/tfplugin6.js";
 import { CodecError, decodeJson, decodeMsgpack, encodeMsgpack } from "./codec.js";
 import { type CtyType, type CtyValue, isUnknown, isWhollyKnown, type ObjectValue, UNKNOWN, Unknown, valuesEqual } from "./cty.js";
 import { type AttributePath, type Diagnostic, DiagnosticError, Diagnostics, formatPath } from "./diagnostics.js";
-import type { DataSourceType, ProviderDefinition, ResourceType, StateResult } from "./resource.js";
+import { type DataSourceType, type ProviderDefinition, type ResourceType, type StateResult, isWithPrivate } from "./resource.js";
 import { type Block, impliedType, schemaToProto } from "./schema.js";
 
 type Resource<C> = ResourceType<ObjectValue, C>;
@@ -190,7 +190,7 @@ export class ProviderServer<Client> {
       }
       const { value, priv: p } = unpack(result);
       if (p) priv = Buffer.from(p);
-      checkKnown(value, req.typeName, "read", diags);
+      checkKnown(value, req.typeName, "read");
       newState = encodeDV(type, clearWriteOnly(r.schema.block, value));
     });
     return pb.ReadResource_Response.fromPartial({ newState, diagnostics, private: priv });
@@ -266,7 +266,7 @@ export class ProviderServer<Client> {
       const { value, priv: p } = unpack(result);
       if (p) priv = Buffer.from(p);
       const state = clearWriteOnly(r.schema.block, value) as ObjectValue;
-      checkKnown(state, req.typeName, op, diags);
+      checkKnown(state, req.typeName, op);
       checkConsistent(planned, state, [], req.typeName, diags);
       newState = encodeDV(type, state);
     });
@@ -282,7 +282,7 @@ export class ProviderServer<Client> {
       const result = await r.importState({ id: req.id, client, signal, diags });
       if (diags.hasErrors()) return;
       const { value, priv } = unpack(result);
-      checkKnown(value, req.typeName, "import", diags);
+      checkKnown(value, req.typeName, "import");
       importedResources.push(
         pb.ImportResourceState_ImportedResource.fromPartial({
           typeName: req.typeName,
@@ -314,7 +314,7 @@ export class ProviderServer<Client> {
       const client = this.requireClient();
       const value = await d.read({ config: config as ObjectValue, client, signal, diags });
       if (diags.hasErrors()) return;
-      checkKnown(value, req.typeName, "read", diags);
+      checkKnown(value, req.typeName, "read");
       state = encodeDV(type, value);
     });
     return pb.ReadDataSource_Response.fromPartial({ state, diagnostics });
@@ -499,21 +499,16 @@ function internalError(err: unknown, summary = "Internal error in the provider")
 }
 
 function unpack(r: StateResult<ObjectValue>): { value: ObjectValue; priv?: Uint8Array } {
-  const o = r as { state?: unknown; private?: unknown };
-  if (o && typeof o === "object" && o.private instanceof Uint8Array && o.state && typeof o.state === "object" && Object.keys(o).length === 2) {
-    return { value: o.state as ObjectValue, priv: o.private };
-  }
-  return { value: r as ObjectValue };
+  return isWithPrivate(r) ? { value: r.state as ObjectValue, priv: r.private } : { value: r as ObjectValue };
 }
 
-function checkKnown(v: ObjectValue, typeName: string, op: string, diags: Diagnostics): void {
+function checkKnown(v: ObjectValue, typeName: string, op: string): void {
   if (!isWhollyKnown(v)) {
     throw new DiagnosticError(
       "Provider returned invalid result object",
       `The ${op} of ${typeName} returned unknown values. This is always a problem with the provider.`,
     );
   }
-  void diags;
 }
 
 /** Every known planned value must come back identical (Terraform's "inconsistent result after apply"). */

@@ -99,8 +99,26 @@ export interface UpgradeRequest {
   readonly rawState: Record<string, unknown>;
 }
 
-/** The result of create/update/read/import: the object, plus optional private bytes to store with it. */
-export type StateResult<Model> = Model | { readonly state: Model; readonly private: Uint8Array };
+const WITH_PRIVATE: unique symbol = Symbol("WithPrivate");
+
+/** A state plus opaque private bytes Terraform stores with it and hands back on the next read/plan/apply. */
+export interface WithPrivate<Model> {
+  readonly [WITH_PRIVATE]: true;
+  readonly state: Model;
+  readonly private: Uint8Array;
+}
+
+/** Returns `state` with private bytes attached (from create, read, update or importState). */
+export function withPrivate<Model>(state: Model, priv: Uint8Array): WithPrivate<Model> {
+  return { [WITH_PRIVATE]: true, state, private: priv };
+}
+
+export function isWithPrivate(x: unknown): x is WithPrivate<unknown> {
+  return typeof x === "object" && x !== null && (x as Partial<WithPrivate<unknown>>)[WITH_PRIVATE] === true;
+}
+
+/** The result of create/update/read/import: the object, or the object with private bytes (`withPrivate`). */
+export type StateResult<Model> = Model | WithPrivate<Model>;
 
 /**
  * A managed resource type, e.g. `mcko_key`. One object per type, registered in provider.ts. Methods may be async;

@@ -21,6 +21,11 @@ export interface ServeOptions {
   readonly writeStderr?: (s: string) => void;
   /** Called to end the process (default process.exit). */
   readonly exit?: (code: number) => void;
+  /**
+   * Debug mode (TFPLUGIN.md §1.9): started by hand, no magic cookie, no TLS; prints the TF_REATTACH_PROVIDERS value
+   * for `source` (e.g. registry.terraform.io/mcko/mcko) and exits on Ctrl-C. Terraform then neither starts nor stops it.
+   */
+  readonly debug?: { readonly source: string };
 }
 
 export interface RunningPlugin {
@@ -39,15 +44,17 @@ export async function serve<Client>(definition: ProviderDefinition<Client>, opts
   const exit = opts.exit ?? ((code: number) => process.exit(code));
   const env = opts.env ?? readPluginEnv();
 
-  const check = checkPluginEnv(env);
+  const debug = opts.debug;
+  const check = debug ? ({ ok: true } as const) : checkPluginEnv(env);
   if (!check.ok) {
     writeStderr(check.message);
     exit(1);
     return undefined;
   }
-  keepStdoutClean(writeStderr);
-  // Ctrl-C reaches the provider too; Terraform answers it with StopProvider and Shutdown, so ignore it (go-plugin does).
-  process.on("SIGINT", () => {});
+  if (!debug) keepStdoutClean(writeStderr);
+  // Ctrl-C reaches the provider too; Terraform answers it with StopProvider and Shutdown, so ignore it (go-plugin
+  // does). In debug mode Ctrl-C is the way to stop it.
+  process.on("SIGINT", debug ? () => exit(0) : () => {});
 
   const server = new grpc.Server({
     "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
@@ -86,7 +93,7 @@ export async function serve<Client>(definition: ProviderDefinition<Client>, opts
 
   let creds: grpc.ServerCredentials;
   let certDer: Buffer | undefined;
-  if (env.clientCertPem) {
+  if (env.clientCertPem && !debug) {
     const cert = makeServerCertificate();
     certDer = cert.certDer;
     // Terraform's client certificate is a self-signed CA certificate: it is its own trust root. Require it.
@@ -102,6 +109,16 @@ export async function serve<Client>(definition: ProviderDefinition<Client>, opts
     server.bindAsync("127.0.0.1:0", creds, (err, p) => (err ? reject(err) : resolve(p))),
   );
   const address = `127.0.0.1:${port}`;
+  if (debug) {
+    const reattach = {
+      [debug.source]: { Protocol: "grpc", ProtocolVersion: 6, Pid: process.pid, Test: true, Addr: { Network: "tcp", String: address } },
+    };
+    writeStdout(
+      `Provider started in debug mode. To attach Terraform, run in another shell:\n\n` +
+        `  export TF_REATTACH_PROVIDERS='${JSON.stringify(reattach)}'\n\nStop it with Ctrl-C.\n`,
+    );
+    return { address, server, provider: provider as ProviderServer<unknown> };
+  }
   writeStdout(handshakeLine("tcp", address, certDer));
 
   // If Terraform dies without a Shutdown (SIGKILL), do not linger as an orphan.
