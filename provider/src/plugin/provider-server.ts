@@ -214,7 +214,7 @@ export class ProviderServer<Client> {
         return;
       }
       let planned = defaultPlan(r.schema.block, prior, proposed as ObjectValue, config as ObjectValue);
-      const paths: AttributePath[] = prior === null ? [] : replacePaths(r.schema.block, prior, planned, []);
+      const paths: AttributePath[] = [];
       plannedState = encodeDV(type, planned);
       if (r.plan) {
         const client = this.requireClient();
@@ -228,11 +228,16 @@ export class ProviderServer<Client> {
           signal,
           diags,
         });
+        if (!isObj(res.planned as CtyValue)) {
+          throw new DiagnosticError("Provider returned no plan", `The plan of ${req.typeName} returned no object. This is always a problem with the provider.`);
+        }
         planned = clearWriteOnly(r.schema.block, res.planned as ObjectValue) as ObjectValue;
         if (prior !== null) paths.push(...(res.requiresReplace ?? []));
         if (res.private) plannedPrivate = Buffer.from(res.private);
         plannedState = encodeDV(type, planned);
       }
+      // Replacement paths are ignored on create; on update they name changed requiresReplace attributes of the final plan.
+      if (prior !== null) paths.unshift(...replacePaths(r.schema.block, prior, planned, []));
       requiresReplace = dedupePaths(paths).map(pathToProto);
     });
     return pb.PlanResourceChange_Response.fromPartial({ plannedState, requiresReplace, plannedPrivate, diagnostics });
