@@ -86,7 +86,6 @@ export function hsmContract(test: TestFn, makeHsm: () => Promise<Hsm>, options: 
   let hsm: Hsm | undefined;
   const keys = new Map<KeyAlgorithm, WrappedKey>();
   const rsa2048 = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  const rsa3072 = generateKeyPairSync("rsa", { modulusLength: 3072 });
   const spki = (k: KeyObject): Buffer => k.export({ type: "spki", format: "der" });
   const backend = (): Hsm => {
     if (hsm === undefined) throw new Error("the backend was not created");
@@ -224,6 +223,7 @@ export function hsmContract(test: TestFn, makeHsm: () => Promise<Hsm>, options: 
   }
 
   test("wrapForKeystore under an RSA-3072 keystore key puts a 384-byte RSA part first", async (t) => {
+    const rsa3072 = generateKeyPairSync("rsa", { modulusLength: 3072 });
     const k = key("AES_256");
     const byok = await backend().wrapForKeystore(k, {
       wrappingKeySpki: spki(rsa3072.publicKey),

@@ -112,7 +112,7 @@ const cases: Array<[ByokFormat, KeyAlgorithm]> = [
   ["RSA_AES_KWP_SHA1", "RSA_2048"],
   ["RSA_AES_KWP_SHA1", "EC_P384"],
   ["RSA_AES_KWP_SHA256", "AES_192"],
-  ["RSA_AES_KWP_SHA256", "RSA_3072"],
+  ["RSA_AES_KWP_SHA256", "RSA_2048"],
   ["RSA_AES_KWP_SHA256", "EC_P256"],
 ];
 
