@@ -35,8 +35,13 @@ export interface HsmBenchResult {
 }
 
 export interface HsmBenchOptions {
-  /** Operations per measurement (after a warm-up of a tenth of them). Default 4000. */
+  /** Operations per measurement (after a warm-up of a tenth of them). Default 3000. */
   readonly operations?: number;
+  /**
+   * Rounds; each measures every quantity once, interleaved, and the medians are reported, so a burst of load from
+   * elsewhere on the machine skews one round rather than one side of a ratio. Default 3.
+   */
+  readonly rounds?: number;
   /** Operations in flight at once. Default 16. */
   readonly concurrency?: number;
   /** Print the results (default true). */
@@ -61,7 +66,8 @@ async function measure(count: number, concurrency: number, op: (i: number) => Pr
 }
 
 export async function benchHsm(options: HsmBenchOptions = {}): Promise<HsmBenchResult> {
-  const count = options.operations ?? 4000;
+  const count = options.operations ?? 3000;
+  const rounds = options.rounds ?? 3;
   const concurrency = options.concurrency ?? 16;
   const dir = await mkdtemp(join(tmpdir(), "mcko-bench-hsm-"));
   const token = await createSoftHsmToken({ tokenLabel: "mcko-bench" });
@@ -78,27 +84,46 @@ export async function benchHsm(options: HsmBenchOptions = {}): Promise<HsmBenchR
     const pkcs11 = await Pkcs11Hsm.create({ ...common, pin });
     opened.push(pkcs11);
 
-    const softwareCreateKeyPerSecond = await measure(count, concurrency, () => software.generateKey("AES_256"));
-    const pkcs11CreateKeyPerSecond = await measure(count, concurrency, () => pkcs11.generateKey("AES_256"));
-
     const keystore = generateKeyPairSync("rsa", { modulusLength: 2048 });
     const wrappingKeySpki = keystore.publicKey.export({ type: "spki", format: "der" });
     const key: WrappedKey = await pkcs11.generateKey("AES_256");
     const request = { wrappingKeySpki, format: "RSA_OAEP_SHA1", allowSoftwareWrap: false } as const;
-    const byokRewrapPerSecond = await measure(count, concurrency, () => pkcs11.wrapForKeystore(key, request));
+    const bare = await bareLoops(token.modulePath, token.tokenLabel, pin, wrappingKeySpki, concurrency);
 
-    const bare = await bareLoops(token.modulePath, token.tokenLabel, pin, wrappingKeySpki, count, concurrency);
-    const result: HsmBenchResult = {
-      softwareCreateKeyPerSecond,
-      pkcs11CreateKeyPerSecond,
-      createKeyRatio: pkcs11CreateKeyPerSecond / softwareCreateKeyPerSecond,
-      byokRewrapPerSecond,
-      bareWrapPerSecond: bare.wrapPerSecond,
-      bareUnwrapWrapPerSecond: bare.unwrapWrapPerSecond,
-      byokRatio: byokRewrapPerSecond / bare.wrapPerSecond,
-      byokRatioLikeForLike: byokRewrapPerSecond / bare.unwrapWrapPerSecond,
+    const samples: HsmBenchResult[] = [];
+    for (let round = 0; round < rounds; round++) {
+      const softwareCreateKeyPerSecond = await measure(count, concurrency, () => software.generateKey("AES_256"));
+      const pkcs11CreateKeyPerSecond = await measure(count, concurrency, () => pkcs11.generateKey("AES_256"));
+      const byokRewrapPerSecond = await measure(count, concurrency, () => pkcs11.wrapForKeystore(key, request));
+      const bareWrapPerSecond = await bare.wrap(count);
+      const bareUnwrapWrapPerSecond = await bare.unwrapWrap(count);
+      samples.push({
+        softwareCreateKeyPerSecond,
+        pkcs11CreateKeyPerSecond,
+        createKeyRatio: pkcs11CreateKeyPerSecond / softwareCreateKeyPerSecond,
+        byokRewrapPerSecond,
+        bareWrapPerSecond,
+        bareUnwrapWrapPerSecond,
+        byokRatio: byokRewrapPerSecond / bareWrapPerSecond,
+        byokRatioLikeForLike: byokRewrapPerSecond / bareUnwrapWrapPerSecond,
+      });
+    }
+    await bare.close();
+    const median = (pick: (r: HsmBenchResult) => number): number => {
+      const values = samples.map(pick).sort((a, b) => a - b);
+      return values[Math.floor(values.length / 2)] ?? Number.NaN;
     };
-    if (options.print ?? true) printResult(result, count, concurrency);
+    const result: HsmBenchResult = {
+      softwareCreateKeyPerSecond: median((r) => r.softwareCreateKeyPerSecond),
+      pkcs11CreateKeyPerSecond: median((r) => r.pkcs11CreateKeyPerSecond),
+      createKeyRatio: median((r) => r.createKeyRatio),
+      byokRewrapPerSecond: median((r) => r.byokRewrapPerSecond),
+      bareWrapPerSecond: median((r) => r.bareWrapPerSecond),
+      bareUnwrapWrapPerSecond: median((r) => r.bareUnwrapWrapPerSecond),
+      byokRatio: median((r) => r.byokRatio),
+      byokRatioLikeForLike: median((r) => r.byokRatioLikeForLike),
+    };
+    if (options.print ?? true) printResult(result, count, concurrency, rounds);
     return result;
   } finally {
     for (const hsm of opened) await hsm.close();
@@ -108,19 +133,29 @@ export async function benchHsm(options: HsmBenchOptions = {}): Promise<HsmBenchR
   }
 }
 
+interface BareLoops {
+  wrap(count: number): Promise<number>;
+  unwrapWrap(count: number): Promise<number>;
+  close(): Promise<void>;
+}
+
 /** Bare pkcs11js loops on the same token: the baselines for the re-wrap path. */
 async function bareLoops(
   modulePath: string,
   tokenLabel: string,
   pin: Secret,
   wrappingKeySpki: Buffer,
-  count: number,
   concurrency: number,
-): Promise<{ wrapPerSecond: number; unwrapWrapPerSecond: number }> {
+): Promise<BareLoops> {
   const mod = acquireModule(modulePath);
   const slot = findSlotByTokenLabel(mod, tokenLabel);
   const sessions: Handle[] = [];
   const pk = mod.pkcs11;
+  const close = async (): Promise<void> => {
+    for (const s of sessions) pk.C_CloseSession(s);
+    logoutUser(mod, slot);
+    mod.release();
+  };
   try {
     for (let i = 0; i < 4; i++) sessions.push(openSession(mod, slot));
     const s0 = sessions[0] as Handle;
@@ -150,10 +185,9 @@ async function bareLoops(
       parameter: { type: P.CK_PARAMS_RSA_OAEP, hashAlg: P.CKM_SHA_1, mgf: P.CKG_MGF1_SHA1, source: 1 } as pkcs11js.RsaOAEP,
     };
     const session = (i: number): Handle => sessions[i % sessions.length] as Handle;
-    const wrapPerSecond = await measure(count, concurrency, (i) =>
-      pk.C_WrapKeyAsync(session(i), oaep, rsa, target, Buffer.alloc(512)),
-    );
-    const unwrapWrapPerSecond = await measure(count, concurrency, async (i) => {
+    const wrap = (count: number): Promise<number> =>
+      measure(count, concurrency, (i) => pk.C_WrapKeyAsync(session(i), oaep, rsa, target, Buffer.alloc(512)));
+    const unwrapWrap = (count: number): Promise<number> => measure(count, concurrency, async (i) => {
       const s = session(i);
       const h = await pk.C_UnwrapKeyAsync(s, { mechanism: P.CKM_AES_KEY_WRAP_PAD }, kek, blob, [
         { type: P.CKA_CLASS, value: P.CKO_SECRET_KEY },
@@ -164,18 +198,17 @@ async function bareLoops(
       await pk.C_WrapKeyAsync(s, oaep, rsa, h, Buffer.alloc(512));
       pk.C_DestroyObject(s, h);
     });
-    return { wrapPerSecond, unwrapWrapPerSecond };
-  } finally {
-    for (const s of sessions) pk.C_CloseSession(s);
-    logoutUser(mod, slot);
-    mod.release();
+    return { wrap, unwrapWrap, close };
+  } catch (e) {
+    await close();
+    throw e;
   }
 }
 
-function printResult(r: HsmBenchResult, count: number, concurrency: number): void {
+function printResult(r: HsmBenchResult, count: number, concurrency: number, rounds: number): void {
   const n = (x: number): string => x.toFixed(0).padStart(8);
   const lines = [
-    `hsm bench (SoftHSM2, ${count} ops per measurement, ${concurrency} in flight)`,
+    `hsm bench (SoftHSM2; medians of ${rounds} interleaved rounds of ${count} ops, ${concurrency} in flight)`,
     `  software CreateKey AES_256        ${n(r.softwareCreateKeyPerSecond)} ops/s`,
     `  pkcs11   CreateKey AES_256        ${n(r.pkcs11CreateKeyPerSecond)} ops/s`,
     `  ratio pkcs11/software CreateKey   ${r.createKeyRatio.toFixed(3)}`,
