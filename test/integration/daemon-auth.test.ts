@@ -6,7 +6,7 @@ import anyTest, { type TestFn } from "ava";
 import * as grpc from "@grpc/grpc-js";
 import { KeyAlgorithm } from "../../protos/gen/mcko/v1/key.js";
 import { createCa, issueClientCert } from "../../daemon/src/pki/certificates.js";
-import { clientsFor, healthCheck, issueClient, makeHome, mtls, rpc, rpcError, startDaemonProcess, type Clients, type DaemonProcess, type Home } from "../support/daemon.js";
+import { clientsFor, healthCheck, issueClient, reflectionServices, makeHome, mtls, rpc, rpcError, startDaemonProcess, type Clients, type DaemonProcess, type Home } from "../support/daemon.js";
 
 const test = anyTest as TestFn<{ home: Home; daemon: DaemonProcess; admin: Clients }>;
 
@@ -129,4 +129,14 @@ test("a key custodian of one vault manages keys there but cannot create vaults",
 test("health is served without a client certificate", async (t) => {
   t.is(await healthCheck(t.context.daemon.address, grpc.credentials.createSsl(t.context.home.caPem), "mcko.v1.KeyService"), "SERVING");
   t.is(await healthCheck(t.context.daemon.address, mtls(t.context.home), ""), "SERVING");
+});
+
+test("server reflection lists the API to authenticated callers only", async (t) => {
+  const services = await reflectionServices(t.context.daemon.address, mtls(t.context.home));
+  for (const s of ["mcko.v1.VaultService", "mcko.v1.KeyService", "mcko.v1.AuditService", "grpc.health.v1.Health"]) t.true(services.includes(s), s);
+  const err = await reflectionServices(t.context.daemon.address, grpc.credentials.createSsl(t.context.home.caPem)).then(
+    () => undefined,
+    (e: grpc.ServiceError) => e,
+  );
+  t.is(err?.code, grpc.status.UNAUTHENTICATED);
 });

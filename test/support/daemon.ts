@@ -184,3 +184,28 @@ export async function healthCheck(address: string, credentials: grpc.ChannelCred
     client.close();
   }
 }
+
+/** Server reflection v1 `list_services`; resolves with the service names. */
+export async function reflectionServices(address: string, credentials: grpc.ChannelCredentials): Promise<string[]> {
+  const { createRequire } = await import("node:module");
+  const protoLoader = await import("@grpc/proto-loader");
+  const require = createRequire(import.meta.url);
+  const protoPath = join(require.resolve("@grpc/reflection/package.json"), "../build/proto/grpc/reflection/v1/reflection.proto");
+  const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { keepCase: true })) as unknown as {
+    grpc: { reflection: { v1: { ServerReflection: new (addr: string, creds: grpc.ChannelCredentials, opts: object) => grpc.Client & { ServerReflectionInfo: () => grpc.ClientDuplexStream<object, { list_services_response?: { service: Array<{ name: string }> } }> } } } };
+  };
+  const client = new pkg.grpc.reflection.v1.ServerReflection(address, credentials, CLIENT_OPTIONS);
+  try {
+    return await new Promise<string[]>((res, rej) => {
+      const stream = client.ServerReflectionInfo();
+      stream.on("data", (m) => {
+        res((m.list_services_response?.service ?? []).map((s: { name: string }) => s.name));
+        stream.end();
+      });
+      stream.on("error", rej);
+      stream.write({ list_services: "" });
+    });
+  } finally {
+    client.close();
+  }
+}

@@ -101,16 +101,49 @@ export function buildServer(deps: ServerDeps): BuiltServer {
   const health = new HealthImplementation(statusMap);
   health.addToServer(server);
 
-  const require = createRequire(import.meta.url);
-  const healthProto = join(dirname(require.resolve("grpc-health-check/package.json")), "proto/health/v1/health.proto");
-  const definitions = { ...protoLoader.loadFileDescriptorSetFromBuffer(readFileSync(DESCRIPTORS)), ...protoLoader.loadSync(healthProto) };
-  new ReflectionService(definitions).addToServer(server);
+  addLazyReflection(server, () => {
+    const require = createRequire(import.meta.url);
+    const healthProto = join(dirname(require.resolve("grpc-health-check/package.json")), "proto/health/v1/health.proto");
+    return { ...protoLoader.loadFileDescriptorSetFromBuffer(readFileSync(DESCRIPTORS)), ...protoLoader.loadSync(healthProto) };
+  });
 
   // One provider serves both the CA and the identity: grpc-js 1.14's factory hands its two provider arguments to
   // the constructor in swapped order, so passing the same object keeps this independent of that detail.
   const provider = staticProvider(deps.tls.caPem, { certificate: deps.tls.certPem, privateKey: deps.tls.keyPem });
   const credentials = grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
   return { server, health, credentials };
+}
+
+/**
+ * Server reflection, indexed on first use: building the index over every descriptor (google.api, descriptor.proto…)
+ * costs most of a second, which every daemon start would otherwise pay. The services are registered up front
+ * (grpc-js cannot add services to a started server) with handlers that build the real ones when first called.
+ */
+function addLazyReflection(server: grpc.Server, load: () => protoLoader.PackageDefinition): void {
+  let real: Map<string, grpc.UntypedHandleCall> | undefined;
+  const realHandler = (path: string): grpc.UntypedHandleCall => {
+    if (!real) {
+      const handlers = new Map<string, grpc.UntypedHandleCall>();
+      const recorder = {
+        addService: (def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation) => {
+          for (const [name, method] of Object.entries(def)) handlers.set(method.path, impl[name]!);
+        },
+      };
+      new ReflectionService(load()).addToServer(recorder as unknown as grpc.Server);
+      real = handlers;
+    }
+    return real.get(path)!;
+  };
+  const shell = {
+    addService: (def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation) => {
+      const lazy: grpc.UntypedServiceImplementation = {};
+      for (const [name, method] of Object.entries(def)) {
+        if (impl[name]) lazy[name] = ((call: grpc.ServerDuplexStream<unknown, unknown>) => (realHandler(method.path) as (c: typeof call) => void)(call)) as grpc.UntypedHandleCall;
+      }
+      server.addService(def, lazy);
+    },
+  };
+  new ReflectionService({}).addToServer(shell as unknown as grpc.Server);
 }
 
 export function setServing(health: HealthImplementation, serving: boolean): void {
@@ -121,5 +154,12 @@ export function setServing(health: HealthImplementation, serving: boolean): void
 
 export function bind(server: grpc.Server, host: string, port: number, credentials: grpc.ServerCredentials): Promise<number> {
   const address = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-  return new Promise((resolve, reject) => server.bindAsync(address, credentials, (err, boundPort) => (err ? reject(err) : resolve(boundPort))));
+  return new Promise((resolve, reject) =>
+    server.bindAsync(address, credentials, (err, boundPort) => {
+      if (err) return reject(err);
+      // The certificate provider reports on an earlier-queued immediate; once this one runs, the TLS context is
+      // loaded and the first connection will not be dropped.
+      setImmediate(() => resolve(boundPort));
+    }),
+  );
 }
