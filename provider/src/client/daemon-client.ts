@@ -20,10 +20,24 @@ export interface DaemonClient {
   service<C>(ctor: ClientConstructor<C>): C;
   /** Call options for one request: the configured deadline. */
   callOptions(): Partial<grpc.CallOptions>;
+  /**
+   * Runs one unary call as a promise with the configured deadline, cancelled when `signal` aborts (StopProvider).
+   * Usage: `await daemon.unary(daemon.keys.getKey.bind(daemon.keys), { name }, signal)`. Rejects with the grpc-js
+   * ServiceError (give it to describeDaemonError, or let the plugin layer do so).
+   */
+  unary<Req, Resp>(method: UnaryMethod<Req, Resp>, request: Req, signal?: AbortSignal): Promise<Resp>;
   /** Checks that the daemon answers (grpc.health.v1 Check over mTLS). Rejects with the gRPC error otherwise. */
   ping(signal?: AbortSignal): Promise<void>;
   close(): void;
 }
+
+/** The four-argument overload of a generated unary client method. */
+export type UnaryMethod<Req, Resp> = (
+  request: Req,
+  metadata: grpc.Metadata,
+  options: Partial<grpc.CallOptions>,
+  callback: (err: grpc.ServiceError | null, response: Resp) => void,
+) => grpc.ClientUnaryCall;
 
 const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // No DNS TXT lookup for service config when the address is a hostname (STACK.md gotcha 13).
@@ -54,6 +68,17 @@ export function createDaemonClient(conn: DaemonConnection): DaemonClient {
     audit: service(AuditServiceClient),
     service,
     callOptions,
+    unary: <Req, Resp>(method: UnaryMethod<Req, Resp>, request: Req, signal?: AbortSignal) =>
+      new Promise<Resp>((resolve, reject) => {
+        if (signal?.aborted) return reject(signal.reason);
+        const cancel = (): void => call.cancel();
+        const call = method(request, new grpc.Metadata(), callOptions(), (err, resp) => {
+          signal?.removeEventListener("abort", cancel);
+          if (err) reject(err);
+          else resolve(resp);
+        });
+        signal?.addEventListener("abort", cancel, { once: true });
+      }),
     ping: (signal) =>
       new Promise<void>((resolve, reject) => {
         const call = raw.makeUnaryRequest<string, number>(

@@ -28,6 +28,7 @@ test.before(async () => {
   const vaults: Partial<VaultServiceServer> = {
     getVault: (call, cb) => {
       const name = call.request.name;
+      if (name === "vaults/hang") return; // never answers: only a cancel ends the call
       if (name === "vaults/bad") {
         cb({
           code: grpc.status.INVALID_ARGUMENT,
@@ -68,8 +69,7 @@ test.after.always(() => {
 const client = (cert = pki.clientCertPem, key = pki.clientKeyPem): DaemonClient =>
   createDaemonClient({ address, caPem: Buffer.from(pki.caPem), certPem: Buffer.from(cert), keyPem: Buffer.from(key), requestTimeoutMs: 20_000 });
 
-const getVault = (c: DaemonClient, name: string): Promise<unknown> =>
-  new Promise((res, rej) => c.vaults.getVault({ name }, new grpc.Metadata(), c.callOptions(), (e, v) => (e ? rej(e) : res(v))));
+const getVault = (c: DaemonClient, name: string): Promise<unknown> => c.unary(c.vaults.getVault.bind(c.vaults), { name });
 
 test("ping over mutual TLS (hostname target, no DNS TXT lookup option set)", async (t) => {
   const c = client();
@@ -112,4 +112,23 @@ test("BadRequest field violations become attribute-path diagnostics", async (t) 
 test("a plain Error (no gRPC status) still names the address", (t) => {
   const d = describeDaemonError(new Error("socket hang up"), "10.0.0.1:7443");
   t.deepEqual(d, [{ severity: "error", summary: "cannot reach the MCKO daemon at 10.0.0.1:7443", detail: "socket hang up" }]);
+});
+
+test("unary() rejects at once when the signal is already aborted, without calling the daemon", async (t) => {
+  const c = client();
+  const ac = new AbortController();
+  ac.abort(new Error("stopped"));
+  await t.throwsAsync(c.unary(c.vaults.getVault.bind(c.vaults), { name: "vaults/x" }, ac.signal), { message: "stopped" });
+  c.close();
+});
+
+test("unary() cancels an in-flight call when the signal aborts (StopProvider)", async (t) => {
+  const c = client();
+  const ac = new AbortController();
+  const pending = c.unary(c.vaults.getVault.bind(c.vaults), { name: "vaults/hang" }, ac.signal);
+  await c.ping(); // the channel is up, so the hanging call has been sent
+  ac.abort(new Error("stop"));
+  const err = await t.throwsAsync(pending);
+  t.is((err as grpc.ServiceError).code, grpc.status.CANCELLED);
+  c.close();
 });
