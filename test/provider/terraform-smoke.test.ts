@@ -1,5 +1,5 @@
-// Smoke test of the plugin layer with the real terraform binary (1.11.4 on these machines): plan, apply, a clean
-// `plan -detailed-exitcode`, drift after an out-of-band delete, destroy — through the fixture provider over
+// Smoke test of the plugin layer with the real terraform binary (1.11.4 on these machines): apply, state rm + import,
+// a clean `plan -detailed-exitcode`, drift after an out-of-band change (exit 2), destroy — through the fixture provider over
 // dev_overrides. Plus the MCKO provider itself with its daemon down. Skipped loudly when terraform is missing.
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -13,7 +13,7 @@ const tfTest = terraform ? test.serial : test.skip;
 
 const show = (r: TfResult): string => `exit ${r.code}\n${r.stdout}\n${r.stderr}`;
 
-tfTest("terraform plan / apply / plan -detailed-exitcode / drift / destroy with the fixture provider", async (t) => {
+tfTest("terraform apply / import / plan -detailed-exitcode / drift / destroy with the fixture provider", async (t) => {
   const ws = makeWorkspace({ source: "example.com/mcko/tftest", type: "tftest", entry: TEST_PROVIDER_MAIN });
   t.teardown(() => ws.cleanup());
   const store = join(ws.dir, "store.json");
@@ -57,6 +57,13 @@ output "saw_password" {
   t.regex(apply.stdout, /saw_password = true/);
   const stateText = readFileSync(join(ws.dir, "terraform.tfstate"), "utf8");
   t.false(stateText.includes("s3cret"), "write-only value never reaches the state");
+
+  // Forget it, import it back by id (ImportResourceState then ReadResource), and the plan is clean again.
+  const rm = await ws.run("state", "rm", "-no-color", "tftest_thing.a");
+  t.is(rm.code, 0, show(rm));
+  const imp = await ws.run("import", "-no-color", "-input=false", "tftest_thing.a", "thing-alpha");
+  t.is(imp.code, 0, show(imp));
+  t.regex(imp.stdout, /Import successful/);
 
   const clean = await ws.run("plan", "-no-color", "-input=false", "-detailed-exitcode");
   t.is(clean.code, 0, show(clean));
