@@ -13,7 +13,7 @@ test("run.ts starts both emulators on the given ports, prints how to reach them,
   const stateDir = mkdtempSync(join(tmpdir(), "mcko-emu-run-"));
   const child = spawn(
     process.execPath,
-    ["--import=tsx", "test/emulators/run.ts", "--aws-port", "0", "--aws-admin-port", "0", "--azure-port", "0", "--azure-admin-port", "0", "--state-dir", stateDir],
+    ["--import=tsx", "test/emulators/run.ts", "--only", "aws,azure", "--aws-port", "0", "--aws-admin-port", "0", "--azure-port", "0", "--azure-admin-port", "0", "--state-dir", stateDir],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));

@@ -22,6 +22,8 @@ import { ADMIN_PREFIX } from "./common/admin-http.js";
 import { makeTlsMaterial, type TlsMaterial } from "./common/certs.js";
 import { startAwsKmsEmulator } from "./aws-kms/server.js";
 import { startAzureKeyVaultEmulator } from "./azure-keyvault/server.js";
+import { startGcpKmsEmulator } from "./gcp-kms/server.js";
+import { DEFAULT_TOKEN as KEY_PROTECT_TOKEN, startKeyProtectEmulator } from "./key-protect/server.js";
 
 /** What a started emulator reports and how to stop it. */
 export interface StartedEmulator {
@@ -102,6 +104,30 @@ export const EMULATORS: EmulatorEntry[] = [
           token: e.token,
           admin: `${e.adminUrl}${ADMIN_PREFIX}/keys`,
         },
+        close: () => e.close(),
+      };
+    },
+  },
+  {
+    flag: "gcp",
+    name: "gcp-kms",
+    defaultPort: 9010,
+    async start({ host, port, adminPort }) {
+      const e = await startGcpKmsEmulator({ host, port, adminPort });
+      return {
+        info: { endpoint: e.endpoint, credentials: "insecure (grpc.credentials.createInsecure())", admin: `${e.adminUrl}${ADMIN_PREFIX}/state` },
+        close: () => e.close(),
+      };
+    },
+  },
+  {
+    flag: "key-protect",
+    name: "key-protect",
+    defaultPort: 9020,
+    async start({ host, port, adminPort }) {
+      const e = await startKeyProtectEmulator({ host, port, adminPort });
+      return {
+        info: { endpoint: e.endpoint, token: KEY_PROTECT_TOKEN, admin: `${e.adminUrl}${ADMIN_PREFIX}/keys` },
         close: () => e.close(),
       };
     },
