@@ -150,10 +150,27 @@ test("lowdb: journal lines past the committed head (crash before the WAL record)
   t.true(evidence.endsWith("\n"));
 });
 
-test("lowdb: a journal shorter than committed is StoreCorruptError, not silently repaired", async (t) => {
+test("lowdb: the last commit's journal lines, lost before the journal flush finished, are rewritten from the WAL", async (t) => {
+  const dir = await tempDir(t);
+  const store = await openStore(t, { dir, sealer: sha256Sealer, shardCount: 8 });
+  await store.commit({ mutations: [put("l/1", 1)], journal: [{ e: 1 }, { e: 2 }] });
+  await store.commit({ mutations: [put("l/2", 2)], journal: [{ e: 3 }, { e: 4 }] });
+  const before = await snapshotStore(store);
+  const image = await crashImage(t, dir);
+  const journal = join(image, "audit.jsonl");
+  const text = await readFile(journal, "utf8");
+  // The WAL record of the last commit reached the disk, its journal bytes only partly.
+  await writeFile(journal, text.slice(0, text.length - before.journal[3]!.length - 10));
+  const recovered = await openStore(t, { dir: image, sealer: sha256Sealer });
+  t.deepEqual(await snapshotStore(recovered), before);
+  t.is(await readFile(journal, "utf8"), text);
+});
+
+test("lowdb: a journal missing committed lines before the last commit's is StoreCorruptError, not repaired", async (t) => {
   const dir = await tempDir(t);
   const store = await openStore(t, { dir, sealer: sha256Sealer, shardCount: 8 });
   await store.commit({ mutations: [], journal: [{ e: 1 }, { e: 2 }, { e: 3 }] });
+  await store.commit({ mutations: [], journal: [{ e: 4 }] });
   const image = await crashImage(t, dir);
   const journal = join(image, "audit.jsonl");
   const lines = (await readFile(journal, "utf8")).split("\n");
@@ -161,6 +178,11 @@ test("lowdb: a journal shorter than committed is StoreCorruptError, not silently
   await t.throwsAsync(LowdbStore.open({ dir: image, sealer: sha256Sealer }), { instanceOf: StoreCorruptError, message: /truncated/ });
   await rm(journal);
   await t.throwsAsync(LowdbStore.open({ dir: image, sealer: sha256Sealer }), { instanceOf: StoreCorruptError, message: /missing/ });
+  // A line changed inside the committed part no longer splits into the committed number of lines.
+  const edited = await crashImage(t, dir);
+  const editedJournal = join(edited, "audit.jsonl");
+  await writeFile(editedJournal, (await readFile(editedJournal, "utf8")).replace("\n", " "));
+  await t.throwsAsync(LowdbStore.open({ dir: edited, sealer: sha256Sealer }), { instanceOf: StoreCorruptError, message: /lines/ });
 });
 
 test("lowdb: damage a crash cannot explain is StoreCorruptError", async (t) => {

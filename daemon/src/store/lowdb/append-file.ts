@@ -38,8 +38,8 @@ export class AppendFile {
   }
 
   /**
-   * Writes `data` at the committed end and fsyncs it; returns the new end without committing it. On failure
-   * the caller must `rollback()` (the bytes may be in the file).
+   * Writes `data` at the committed end, without fsync; returns the new end, not yet committed. On failure (here
+   * or in the `sync` that must follow) the caller must `rollback()`: some of the bytes may be in the file.
    */
   async write(data: Buffer): Promise<number> {
     const action = this.#faults?.inject(this.#points.write);
@@ -49,10 +49,20 @@ export class AppendFile {
     }
     if (action === "fail") throw new InjectedFaultError(this.#points.write);
     await writeFully(this.#fh, data, this.#end);
+    return this.#end + data.length;
+  }
+
+  /** Fsyncs what `write` wrote. */
+  async sync(): Promise<void> {
     if (this.#faults?.inject(this.#points.sync) !== undefined) throw new InjectedFaultError(this.#points.sync);
     // datasync also flushes the size change, which is all the metadata a reader needs.
     await this.#fh.datasync();
-    return this.#end + data.length;
+  }
+
+  /** Writes `data` at `position` (inside or right after the committed part) and fsyncs it; recovery only. */
+  async rewrite(data: Buffer, position: number): Promise<void> {
+    await writeFully(this.#fh, data, position);
+    await this.#fh.datasync();
   }
 
   /** Makes `end` (returned by `write`) the committed end. */

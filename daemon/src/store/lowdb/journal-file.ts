@@ -1,7 +1,9 @@
 /**
  * The audit journal file: append-only JSON lines, line i holding sequence number i. Only the first
  * `committedBytes` are committed (the WAL records that length); recovery moves anything after it to
- * `audit.rolledback.jsonl` and cuts it off. An index of line offsets keeps `read` proportional to what it returns.
+ * `audit.rolledback.jsonl` and cuts it off. The lines of the last commit are also in its WAL record, because the
+ * journal and the WAL are fsynced together: recovery rewrites them if they did not all reach the disk. An index of
+ * line offsets keeps `read` proportional to what it returns.
  */
 import { open } from "node:fs/promises";
 import { dirname } from "node:path";
@@ -23,25 +25,29 @@ export class JournalFile {
   }
 
   /**
-   * Opens (creating it if absent and nothing is committed) the journal whose committed part is `committedBytes`
-   * long and holds `committedLines` lines, after recovering its tail. A journal shorter than its committed length,
-   * or whose committed part does not hold exactly `committedLines` lines, was truncated or altered outside the
-   * store: that is `StoreCorruptError`, not something to repair silently.
+   * Opens (creating it if absent and nothing is committed) the journal whose committed part is `committed.bytes`
+   * long and holds `committed.lines` lines, the last of them `lastCommitLines`, after recovering its tail. A
+   * journal missing bytes before the last commit's, or whose committed part does not hold exactly
+   * `committed.lines` lines, was truncated or altered outside the store: that is `StoreCorruptError`, not
+   * something to repair silently.
    */
   static async open(
     path: string,
     rolledBackPath: string,
     committed: { bytes: number; lines: number },
+    lastCommitLines: readonly string[],
     faults?: StoreFaults,
   ): Promise<JournalFile> {
+    const redo = encodeLines(lastCommitLines);
+    const redoStart = committed.bytes - redo.length;
     let size = await fileSize(path);
     if (size === undefined) {
-      if (committed.bytes > 0) throw new StoreCorruptError(`audit journal ${path} is missing`);
+      if (redoStart > 0) throw new StoreCorruptError(`audit journal ${path} is missing`);
       await (await open(path, "a")).close();
       await syncDirectory(dirname(path));
       size = 0;
     }
-    if (size < committed.bytes) {
+    if (redoStart < 0 || size < redoStart) {
       throw new StoreCorruptError(
         `audit journal ${path} has ${size} bytes but ${committed.bytes} are committed: it was truncated or replaced`,
       );
@@ -54,6 +60,7 @@ export class JournalFile {
     );
     try {
       if (size > committed.bytes) await moveTailAside(file, size, rolledBackPath);
+      if (redo.length > 0 && !(await file.read(redoStart, redo.length)).equals(redo)) await file.rewrite(redo, redoStart);
       const starts = await scanLineStarts(file, committed.bytes);
       if (starts.length !== committed.lines) {
         throw new StoreCorruptError(
@@ -75,9 +82,13 @@ export class JournalFile {
     return this.#starts.length;
   }
 
-  /** Writes and fsyncs `lines` after the committed part; returns the new end, not yet committed. */
+  /** Writes `lines` after the committed part, without fsync; returns the new end, not yet committed. */
   async append(lines: readonly string[]): Promise<number> {
-    return this.#file.write(Buffer.from(lines.map((line) => `${line}\n`).join(""), "utf8"));
+    return this.#file.write(encodeLines(lines));
+  }
+
+  async sync(): Promise<void> {
+    await this.#file.sync();
   }
 
   /** Commits an `append` once the WAL record naming `end` is durable. */
@@ -108,6 +119,10 @@ export class JournalFile {
   async close(): Promise<void> {
     await this.#file.close();
   }
+}
+
+function encodeLines(lines: readonly string[]): Buffer {
+  return Buffer.from(lines.map((line) => `${line}\n`).join(""), "utf8");
 }
 
 /** Keeps the uncommitted tail as evidence, durably, before cutting it off the journal. */

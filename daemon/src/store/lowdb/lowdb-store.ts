@@ -9,13 +9,17 @@
  *   audit.jsonl             the sealed journal (only with a sealer); audit.rolledback.jsonl keeps cut-off tails
  *
  * A group commit (commit-engine.ts) is made durable in this order:
- *   1. the group's sealed journal lines are written after the journal's committed end and fsynced;
- *   2. one WAL record with all the group's changes, the new journal head and the journal's new length is written
- *      and fsynced: the commit point;
- *   3. the changes become visible in memory and the callers' promises resolve.
- * A crash before 2 completes leaves journal bytes past the committed length: recovery moves them aside. A failed
- * write in 1 or 2 is cut off again (journal only after the WAL is cut: a WAL record that might survive must keep
- * its journal lines), and if even that fails the store refuses further commits.
+ *   1. the group's sealed journal lines are written after the journal's committed end;
+ *   2. one WAL record with all the group's changes, the same journal lines, the new journal head and the journal's
+ *      new length is written;
+ *   3. both files are fsynced at once (one round of disk flushes, not two); the WAL record on disk is the commit
+ *      point;
+ *   4. the changes become visible in memory and the callers' promises resolve.
+ * A crash before the WAL record is whole leaves journal bytes past the committed length: recovery moves them
+ * aside. A crash after it, with the journal's flush unfinished, may leave the last commit's journal lines short:
+ * recovery rewrites them from the WAL record (only the last commit can be affected: the next group starts after
+ * both flushes). A failed write or flush is cut off again (journal only after the WAL is cut: a WAL record that
+ * might survive must keep its journal lines), and if even that fails the store refuses further commits.
  *
  * Shard files are rewritten from memory by a checkpoint when the WAL has grown past a threshold proportional to
  * the data: the WAL moves to a new segment, the shards changed since the last checkpoint are written (temp file,
@@ -66,7 +70,10 @@ export interface LowdbStoreOptions {
   readonly shardCount?: number;
   /** A checkpoint starts once the WAL exceeds the larger of this and `checkpointDataRatio` × data size. Default 8 MiB. */
   readonly checkpointMinBytes?: number;
-  /** See `checkpointMinBytes`. Default 0.5: shard rewriting costs about twice the bytes logged. */
+  /**
+   * See `checkpointMinBytes`. Default 0.25: a checkpoint rewrites about four times the bytes logged since the last
+   * one (a constant per commit, whatever the store's size), and a crash replays at most a quarter of the data.
+   */
   readonly checkpointDataRatio?: number;
   /** Test-only fault injection (faults.ts). */
   readonly faults?: StoreFaults;
@@ -198,7 +205,7 @@ export class LowdbStore implements Store {
     const table = new RecordTable(meta.shardCount, false);
     const shardFiles = await listShardFiles(paths.shards);
     await loadShards(paths.shards, shardFiles, table);
-    const { state, segment, dirty } = await replayWal(paths, table, shardFiles.length > 0, options.faults);
+    const { state, segment, dirty, lastCommitLines } = await replayWal(paths, table, shardFiles.length > 0, options.faults);
     table.buildIndex();
 
     let journal: JournalFile | undefined;
@@ -208,6 +215,7 @@ export class LowdbStore implements Store {
           paths.journal,
           paths.rolledBack,
           { bytes: state.journalBytes, lines: state.head.seq },
+          lastCommitLines,
           options.faults,
         );
       }
@@ -226,7 +234,7 @@ export class LowdbStore implements Store {
       sealer: options.sealer,
       faults: options.faults,
       checkpointMinBytes: options.checkpointMinBytes ?? 8 * 1024 * 1024,
-      checkpointDataRatio: options.checkpointDataRatio ?? 0.5,
+      checkpointDataRatio: options.checkpointDataRatio ?? 0.25,
     });
   }
 
@@ -270,6 +278,12 @@ export class LowdbStore implements Store {
       checkpoints: this.#checkpoints,
       ...(this.#checkpointError === undefined ? {} : { checkpointError: this.#checkpointError }),
     };
+  }
+
+  /** Resolves when queued commits have settled and no checkpoint is running (benchmarks, tests). */
+  async idle(): Promise<void> {
+    await this.#engine.idle();
+    while (this.#checkpoint !== undefined) await this.#checkpoint;
   }
 
   /** Runs a checkpoint now and waits for it (tests, benchmarks, and before a backup copies the files). */
@@ -316,7 +330,7 @@ export class LowdbStore implements Store {
     return run;
   }
 
-  /** Steps 1–2 of the commit (see the file comment). Runs under the WAL lock. */
+  /** Steps 1–3 of the commit (see the file comment). Runs under the WAL lock. */
   async #persist(batch: PersistBatch): Promise<void> {
     if (this.#failure !== undefined) {
       throw new StoreIoError("the store refuses commits after an I/O failure it could not undo", { cause: this.#failure });
@@ -326,20 +340,23 @@ export class LowdbStore implements Store {
     }
     const journal = this.#journal;
     const lines = batch.journalLines;
+    if (lines.length > 0 && journal === undefined) throw new StoreError("this store has no journal");
     let journalBytes = this.#state.journalBytes;
-    if (lines.length > 0) {
-      if (journal === undefined) throw new StoreError("this store has no journal");
-      try {
-        journalBytes = await journal.append(lines);
-      } catch (error) {
-        await this.#undo(journal);
-        throw new StoreIoError("writing the audit journal failed; nothing was committed", { cause: error });
-      }
+    try {
+      if (lines.length > 0) journalBytes = await journal!.append(lines);
+    } catch (error) {
+      await this.#undo(journal!);
+      throw new StoreIoError("writing the audit journal failed; nothing was committed", { cause: error });
     }
     const state: WalState = { commitSeq: this.#state.commitSeq + 1, head: batch.head, journalBytes };
     const wal = this.#segment.file;
     try {
-      wal.confirm(await wal.write(encodeCommit(batch.ops, state)));
+      const walEnd = await wal.write(encodeCommit(batch.ops, lines, state));
+      // Both flushes run before either outcome is acted on: a rollback must not race a flush still in flight.
+      const flushed = await Promise.allSettled([wal.sync(), ...(lines.length > 0 ? [journal!.sync()] : [])]);
+      const failed = flushed.find((f): f is PromiseRejectedResult => f.status === "rejected");
+      if (failed !== undefined) throw failed.reason;
+      wal.confirm(walEnd);
     } catch (error) {
       if ((await this.#undo(wal)) && lines.length > 0) await this.#undo(journal!);
       throw new StoreIoError("writing the WAL failed; nothing was committed", { cause: error });
@@ -471,9 +488,11 @@ async function replayWal(
   table: RecordTable,
   hasShardFiles: boolean,
   faults: StoreFaults | undefined,
-): Promise<{ state: WalState; segment: ActiveSegment; dirty: Set<number> }> {
+): Promise<{ state: WalState; segment: ActiveSegment; dirty: Set<number>; lastCommitLines: readonly string[] }> {
   const segments = await listSegments(paths.wal);
   const dirty = new Set<number>();
+  // Journal lines of the last record if it is a commit: the only ones whose journal flush may not have finished.
+  let lastCommitLines: readonly string[] = [];
   let state: WalState | undefined;
   let active: { number: number; end: number; headerBytes: number } | undefined;
   for (const [i, n] of segments.entries()) {
@@ -492,6 +511,7 @@ async function replayWal(
       throw new StoreCorruptError(`${path} does not continue the previous segment`);
     }
     state = header;
+    lastCommitLines = [];
     for (const record of commits) {
       if (record.type !== "commit" || record.commitSeq !== state.commitSeq + 1) {
         throw new StoreCorruptError(`${path}: commit ${state.commitSeq + 1} is missing or out of order`);
@@ -502,6 +522,7 @@ async function replayWal(
         else table.delete(op.key);
       }
       state = record;
+      lastCommitLines = record.journalLines;
     }
     if (contents.validBytes < contents.fileBytes) {
       if (!isLast) throw new StoreCorruptError(`${path} has a damaged tail but is not the last segment`);
@@ -515,10 +536,11 @@ async function replayWal(
     // No segment: a new store, or one whose first segment was never completed. Shards would mean lost segments.
     if (hasShardFiles) throw new StoreCorruptError(`${paths.wal} holds no WAL segment but shard files exist`);
     const empty: WalState = { commitSeq: 0, head: EMPTY_JOURNAL_HEAD, journalBytes: 0 };
-    return { state: empty, segment: await createSegment(paths.wal, (segments.at(-1) ?? 0) + 1, empty, faults), dirty };
+    const segment = await createSegment(paths.wal, (segments.at(-1) ?? 0) + 1, empty, faults);
+    return { state: empty, segment, dirty, lastCommitLines: [] };
   }
   const file = await AppendFile.open(segmentPath(paths.wal, active.number), active.end, points, faults);
-  return { state, segment: { number: active.number, file, headerBytes: active.headerBytes }, dirty };
+  return { state, segment: { number: active.number, file, headerBytes: active.headerBytes }, dirty, lastCommitLines };
 }
 
 /** Creates segment `number` holding only its header, durably (file and directory entry), and opens it. */

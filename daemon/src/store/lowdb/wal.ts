@@ -3,9 +3,9 @@
  *
  * Every segment starts with a header record holding the state at its creation (commit number, journal head,
  * committed journal length); then come commit records, one per group commit, each holding the group's changes
- * with their resulting versions, the journal head after it and the journal's committed length. A commit record
- * reaching the disk whole is the commit point. Replay is idempotent (absolute versions), so replaying a segment
- * over shard files that already contain some of its changes gives the same state.
+ * with their resulting versions, the group's sealed journal lines, the journal head after it and the journal's
+ * committed length. A commit record reaching the disk whole is the commit point. Replay is idempotent (absolute
+ * versions), so replaying a segment over shard files that already contain some of its changes gives the same state.
  */
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
@@ -24,7 +24,7 @@ export interface WalState {
 
 export type WalRecord =
   | ({ readonly type: "header"; readonly segment: number } & WalState)
-  | ({ readonly type: "commit"; readonly ops: readonly AppliedOp[] } & WalState);
+  | ({ readonly type: "commit"; readonly ops: readonly AppliedOp[]; readonly journalLines: readonly string[] } & WalState);
 
 const SEGMENT_NAME = /^(\d{12})\.wal$/;
 
@@ -48,15 +48,17 @@ export function encodeHeader(segment: number, state: WalState): Buffer {
 
 /**
  * A put is `[key, version, "<value's JSON text>"]`: the value travels as the text memory holds, so replay needs no
- * parse-and-stringify of every value (the cost that dominates recovering a long WAL).
+ * parse-and-stringify of every value (the cost that dominates recovering a long WAL). `j` holds the journal lines
+ * (as strings), so recovery can rewrite them if the crash hit before the journal's own fsync completed.
  */
-export function encodeCommit(ops: readonly AppliedOp[], state: WalState): Buffer {
+export function encodeCommit(ops: readonly AppliedOp[], journalLines: readonly string[], state: WalState): Buffer {
   const parts = ops.map((op) =>
     op.kind === "put"
       ? `[${JSON.stringify(op.key)},${op.version},${JSON.stringify(op.json)}]`
       : `[${JSON.stringify(op.key)}]`,
   );
-  return frame(`{"t":"c","ops":[${parts.join(",")}],${encodeState(state)}}`);
+  const journal = journalLines.length === 0 ? "" : `"j":${JSON.stringify(journalLines)},`;
+  return frame(`{"t":"c","ops":[${parts.join(",")}],${journal}${encodeState(state)}}`);
 }
 
 function encodeState(state: WalState): string {
@@ -141,7 +143,11 @@ function toRecord(raw: unknown): WalRecord {
     if (op.length !== 3 || !isCount(op[1]) || typeof op[2] !== "string") throw new Error("bad put op");
     return { kind: "put", key: op[0], version: op[1], json: op[2] };
   });
-  return { type: "commit", ops, ...state };
+  const journalLines = r["j"] ?? [];
+  if (!Array.isArray(journalLines) || !journalLines.every((l): l is string => typeof l === "string")) {
+    throw new Error("bad journal lines");
+  }
+  return { type: "commit", ops, journalLines, ...state };
 }
 
 function toState(r: Record<string, unknown>): WalState {
