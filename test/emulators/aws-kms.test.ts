@@ -44,6 +44,7 @@ import {
   TagResourceCommand,
   UntagResourceCommand,
   UpdateAliasCommand,
+  UpdateKeyDescriptionCommand,
   VerifyCommand,
   VerifyMacCommand,
   type AlgorithmSpec,
@@ -321,6 +322,15 @@ test("expiry and scheduled deletion follow the emulator clock (separate emulator
     own.admin.advanceClock(8 * 86400);
     t.is((await rejects(c.send(new DescribeKeyCommand({ KeyId: key })))).name, "NotFoundException");
     t.deepEqual(own.admin.keys(), []);
+
+    const other = (await c.send(new CreateKeyCommand({ Description: "before" }))).KeyMetadata?.KeyId ?? "";
+    await c.send(new UpdateKeyDescriptionCommand({ KeyId: other, Description: "after" }));
+    t.is(own.admin.key(other)?.description, "after");
+    own.admin.setFaults({ throttleRate: 1 });
+    own.admin.reset();
+    t.deepEqual([own.admin.keys(), own.admin.calls(), own.admin.imports()], [[], [], []]);
+    t.deepEqual(own.admin.faults().config, {});
+    t.deepEqual((await c.send(new ListKeysCommand({}))).Keys, []);
   } finally {
     c.destroy();
     await own.close();

@@ -299,6 +299,15 @@ test("faults: throttling (429), 5xx and timeouts as the SDK sees them; seeded an
       t.deepEqual(listed, ["f"], "other operations are not affected");
     }
     own.admin.clearFaults();
+
+    await (await c.beginDeleteKey("g")).pollUntilDone();
+    own.admin.setFaults({ latencyMs: 1 });
+    own.admin.reset();
+    t.deepEqual([own.admin.keys(), own.admin.calls(), own.admin.imports()], [[], [], []]);
+    t.deepEqual(own.admin.faults().config, {});
+    const after: string[] = [];
+    for await (const p of c.listPropertiesOfKeys()) after.push(p.name);
+    t.deepEqual(after, []);
   } finally {
     await own.close();
   }

@@ -525,6 +525,17 @@ export class KmsState {
     return { KeyMetadata: this.metadata(this.resolve(str(body, "KeyId", "keyId"))) };
   }
 
+  UpdateKeyDescription(body: Json): Json {
+    const key = this.resolve(str(body, "KeyId", "keyId"));
+    const description = str(body, "Description", "description");
+    if (description.length > 8192) {
+      throw new KmsError("ValidationException", "1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 8192");
+    }
+    this.notPendingDeletion(key);
+    key.description = description;
+    return {};
+  }
+
   ListKeys(body: Json): Json {
     const all = [...this.keys.values()].map((k) => ({ KeyId: k.keyId, KeyArn: k.arn }));
     return paged("Keys", page(all, body));

@@ -182,6 +182,7 @@ export async function startAwsKmsEmulator(opts: AwsKmsEmulatorOptions = {}): Pro
   const operations = new Set([
     "CreateKey",
     "DescribeKey",
+    "UpdateKeyDescription",
     "ListKeys",
     "ListAliases",
     "CreateAlias",
