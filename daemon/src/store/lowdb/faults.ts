@@ -7,13 +7,13 @@
 export type FaultPoint =
   /** Writing the group's sealed lines to the audit journal. */
   | "journal-write"
-  /** Fsync of the journal after the write (the bytes are in the file). */
+  /** Fsync of the journal, alongside the WAL's (the bytes are in the file). */
   | "journal-sync"
   /** Truncating the journal back after a failed commit. */
   | "journal-rollback"
-  /** Writing the group's record to the WAL: the commit point. */
+  /** Writing the group's record to the WAL (the commit point, once flushed). */
   | "wal-write"
-  /** Fsync of the WAL after the write (the record is in the file and a restart would read it). */
+  /** Fsync of the WAL, alongside the journal's (the record is in the file and a restart would read it). */
   | "wal-sync"
   /** Truncating the WAL back after a failed commit. */
   | "wal-rollback"

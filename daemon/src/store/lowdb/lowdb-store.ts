@@ -154,6 +154,7 @@ export class LowdbStore implements Store {
   /** Set when a failed commit could not be cut off again: the files may hold it, so no further commit is safe. */
   #failure: unknown;
   #closing: Promise<void> | undefined;
+  readonly #reads = new Set<Promise<string[]>>();
 
   private constructor(parts: Parts) {
     this.#paths = parts.paths;
@@ -266,7 +267,15 @@ export class LowdbStore implements Store {
   async readJournal(fromSeq: number, limit: number): Promise<string[]> {
     this.#checkOpen();
     const { from, to } = journalRange(fromSeq, limit, this.#engine.head.seq);
-    return this.#journal === undefined ? [] : this.#journal.read(from, to);
+    if (this.#journal === undefined) return [];
+    const read = this.#journal.read(from, to);
+    // close() waits for reads in flight before it closes the file under them.
+    this.#reads.add(read);
+    try {
+      return await read;
+    } finally {
+      this.#reads.delete(read);
+    }
   }
 
   stats(): LowdbStoreStats {
@@ -300,6 +309,7 @@ export class LowdbStore implements Store {
     this.#closing ??= (async () => {
       await this.#engine.idle();
       await this.#checkpointNow().catch(() => undefined);
+      await Promise.allSettled([...this.#reads]);
       await this.#segment.file.close();
       await this.#journal?.close();
       await this.#unlock();
