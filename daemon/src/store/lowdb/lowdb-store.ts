@@ -28,8 +28,8 @@
  *
  * Recovery on open: load the shard files, replay every WAL segment (replay is idempotent), cut a torn last
  * record, then reconcile the journal with the committed length. Damage a crash cannot explain (a gap in the
- * segments, a bad record followed by good ones, a journal shorter than committed) is `StoreCorruptError`: the
- * daemon must not start on a store that lost committed audit records.
+ * segments, a bad record followed by good ones, a journal missing committed lines before the last commit's) is
+ * `StoreCorruptError`: the daemon must not start on a store that lost committed audit records.
  */
 import { mkdir, open, readdir, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
