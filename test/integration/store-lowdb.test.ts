@@ -78,6 +78,22 @@ test("lowdb: everything committed survives close and reopen, with the default sh
   t.deepEqual(verifySealedLines(before.journal).head, before.head);
 });
 
+test("lowdb: awkward keys and values survive the WAL and the shard files", async (t) => {
+  const dir = await tempDir(t);
+  const awkward = ['a"b', "a\\b", 'x":{"version":1,"value":2}', "lone\ud800", "emoji😀", "nl\nkey", ",\n", "é", " "];
+  const mutations = awkward.map((key, i) => put(key, { key, text: `${key},\n}}`, n: [i, -0.5, 1e300], nested: { [key]: null } }));
+  const store = await openStore(t, { dir, sealer: sha256Sealer, shardCount: 4 });
+  await store.commit({ mutations, journal: [{ text: 'quote " backslash \\ newline \n' }] });
+  const before = await snapshotStore(store);
+  // From the WAL alone (a crash image), then from the shard files alone (after the closing checkpoint).
+  t.deepEqual(await snapshotStore(await openStore(t, { dir: await crashImage(t, dir), sealer: sha256Sealer })), before);
+  await store.close();
+  t.is((await segmentFiles(dir)).length, 1);
+  const reopened = await openStore(t, { dir, sealer: sha256Sealer });
+  t.deepEqual(await snapshotStore(reopened), before);
+  for (const key of awkward) t.is((await reopened.get<{ key: string }>(key))?.value.key, key);
+});
+
 test("lowdb: a crash image holds every resolved commit (no close, no checkpoint)", async (t) => {
   const dir = await tempDir(t);
   const store = await openStore(t, { dir, sealer: sha256Sealer, shardCount: 8 });
@@ -199,6 +215,15 @@ test("lowdb: damage a crash cannot explain is StoreCorruptError", async (t) => {
   lines[1] = lines[1]!.replace('"d/1"', '"d/X"');
   await writeFile(walPath, lines.join("\n"));
   await t.throwsAsync(LowdbStore.open({ dir: flipped }), { instanceOf: StoreCorruptError, message: /damaged/ });
+
+  // A shard file whose record text changed (bit rot, a hand edit): its checksum no longer matches.
+  const rotten = await crashImage(t, dir);
+  const rottenStore = await LowdbStore.open({ dir: rotten });
+  await rottenStore.close(); // checkpoint: the records are now in shard files
+  const [shardFile] = (await readdir(join(rotten, "shards"))).filter((n) => n.endsWith(".json"));
+  const shardText = await readFile(join(rotten, "shards", shardFile!), "utf8");
+  await writeFile(join(rotten, "shards", shardFile!), shardText.replace(/"version":1/, '"version":7'));
+  await t.throwsAsync(LowdbStore.open({ dir: rotten }), { instanceOf: StoreCorruptError, message: /checksum/ });
 
   // Store files without store.json.
   const noMeta = await crashImage(t, dir);
