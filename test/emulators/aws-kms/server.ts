@@ -12,7 +12,7 @@ import {
   type CommonAdmin,
 } from "../common/admin-http.js";
 import { FaultInjector, type FaultDecision } from "../common/faults.js";
-import { closeServer, delay, listen, readBody, sendJson, BodyTooLargeError } from "../common/http.js";
+import { closeServer, delay, keepAliveLong, listen, readBody, sendJson, BodyTooLargeError } from "../common/http.js";
 import { BoundedLog, EmulatorClock, type CallRecord } from "../common/records.js";
 import { KmsError } from "./errors.js";
 import { KmsState, type Key } from "./kms.js";
@@ -314,7 +314,7 @@ export async function startAwsKmsEmulator(opts: AwsKmsEmulatorOptions = {}): Pro
       else sendKms(res, 500, { __type: "KMSInternalException", message: e instanceof Error ? e.message : String(e) });
     });
   });
-  server.keepAliveTimeout = 5_000;
+  keepAliveLong(server);
 
   const mustKey = (ref: string): Key => {
     try {

@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { AdminError, commonAdminRoutes, startAdminServer, type AdminRoute, type CommonAdmin } from "../common/admin-http.js";
 import { makeTlsMaterial, type TlsMaterial } from "../common/certs.js";
 import { FaultInjector } from "../common/faults.js";
-import { BodyTooLargeError, closeServer, delay, listen, readBody, sendJson } from "../common/http.js";
+import { BodyTooLargeError, closeServer, delay, keepAliveLong, listen, readBody, sendJson } from "../common/http.js";
 import { BoundedLog, EmulatorClock, type CallRecord } from "../common/records.js";
 import { VaultError, VaultState, type VaultKey } from "./vault.js";
 
@@ -304,7 +304,7 @@ export async function startAzureKeyVaultEmulator(opts: AzureKeyVaultEmulatorOpti
       sendVault(res, err.status, err.body());
     });
   });
-  server.keepAliveTimeout = 5_000;
+  keepAliveLong(server);
 
   const live = (name: string): VaultKey => {
     const k = state.keys.get(name);

@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { FaultConfig, ScriptedFault } from "./faults.js";
 import type { CallRecord, CapturedImport } from "./records.js";
-import { closeServer, listen, readBody, sendJson } from "./http.js";
+import { closeServer, keepAliveLong, listen, readBody, sendJson } from "./http.js";
 
 export const ADMIN_PREFIX = "/_emulator";
 
@@ -175,6 +175,7 @@ export async function startAdminServer(routes: AdminRoute[], port: number, host:
       .then((body) => handleAdminRequest(routes, req, res, url.pathname.slice(ADMIN_PREFIX.length), url.searchParams, body))
       .catch((e: unknown) => sendJson(res, 400, { error: e instanceof Error ? e.message : String(e) }));
   });
+  keepAliveLong(server);
   const bound = await listen(server, port, host);
   return { url: `http://${host}:${bound}`, close: () => closeServer(server) };
 }

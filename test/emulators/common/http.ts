@@ -47,6 +47,16 @@ export function sendJson(
   res.end(text);
 }
 
+/**
+ * Idle keep-alive sockets are kept far longer than Node's 5 s default: clients (the SDKs' agents, undici) then always
+ * retire an idle socket before the server closes it, so a request never races a closing socket (ECONNRESET) on a
+ * loaded machine. close() destroys them anyway.
+ */
+export function keepAliveLong(server: Server): void {
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 70_000;
+}
+
 /** Listens on host:port (port 0 = any free port) and returns the bound port. */
 type Server = HttpServer | HttpsServer;
 
