@@ -228,7 +228,7 @@ interface RawAnswer {
 
 function raw(path: string, headers: Record<string, string> = {}, method = "GET", body?: string): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
-    const req = request(`${emu.endpoint}${path}`, { method, ca: emu.caCertPem, headers }, (res) => {
+    const req = request(`${emu.endpoint}${path}`, { method, ca: emu.caCertPem, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
