@@ -74,18 +74,12 @@ export async function startDaemonProcess(home: Home, env: Record<string, string>
   let log = "";
   const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
   const bound = await new Promise<number>((res, rej) => {
-    const lines = createInterface({ input: child.stderr! });
-    lines.on("line", (line) => {
+    createInterface({ input: child.stderr! }).on("line", (line) => (log += line + "\n"));
+    createInterface({ input: child.stdout! }).on("line", (line) => {
       log += line + "\n";
-      if (line.includes('"mckod serving"')) {
-        try {
-          res((JSON.parse(line) as { port: number }).port);
-        } catch (e) {
-          rej(e);
-        }
-      }
+      const m = /^mckod serving on .*:(\d+)$/.exec(line);
+      if (m) res(Number(m[1]));
     });
-    child.stdout!.on("data", (d: Buffer) => (log += d.toString()));
     void exited.then((code) => rej(new Error(`daemon exited with ${code} before serving:\n${log}`)));
   });
   return {

@@ -214,6 +214,8 @@ program
     const config = loadConfig(o.config);
     const log = createLogger(config.logLevel);
     const daemon = await startDaemon(config, log);
+    // A ready line for people and supervisors, whatever the log level (logs go to stderr).
+    process.stdout.write(`mckod serving on ${config.listen.host}:${daemon.port}\n`);
     const onSignal = (sig: string) => {
       log.info({ signal: sig }, "shutting down");
       daemon.stop().then(
