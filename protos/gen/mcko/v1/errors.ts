@@ -53,6 +53,28 @@ export enum ErrorReason {
   ERROR_REASON_INVALID_PAGE_TOKEN = 16,
   /** ERROR_REASON_AUDIT_WRITE_FAILED - UNAVAILABLE: the audit log could not be written; the operation was not performed. */
   ERROR_REASON_AUDIT_WRITE_FAILED = 17,
+  /** ERROR_REASON_KEYSTORE_IN_USE - FAILED_PRECONDITION: DeleteKeystore while distributions to the keystore exist. Metadata: `distributions`. */
+  ERROR_REASON_KEYSTORE_IN_USE = 40,
+  /** ERROR_REASON_ALGORITHM_NOT_SUPPORTED_BY_KEYSTORE - FAILED_PRECONDITION: the keystore's cloud cannot import the key's algorithm. Metadata: `algorithm`, `keystoreType`. */
+  ERROR_REASON_ALGORITHM_NOT_SUPPORTED_BY_KEYSTORE = 41,
+  /** ERROR_REASON_CLOUD_REQUEST_REJECTED - FAILED_PRECONDITION / INVALID_ARGUMENT: the cloud refused the request. Metadata: `cloudErrorCode`, `operation`. */
+  ERROR_REASON_CLOUD_REQUEST_REJECTED = 42,
+  /**
+   * ERROR_REASON_CLOUD_CREDENTIALS_REJECTED - PERMISSION_DENIED: the cloud did not accept the keystore's (or the caller's) credentials. Metadata:
+   * `cloudErrorCode`.
+   */
+  ERROR_REASON_CLOUD_CREDENTIALS_REJECTED = 43,
+  /** ERROR_REASON_CLOUD_UNAVAILABLE - UNAVAILABLE: the cloud could not be reached, throttled or failed past the retry deadline. Retry. */
+  ERROR_REASON_CLOUD_UNAVAILABLE = 44,
+  /**
+   * ERROR_REASON_CLOUD_CREDENTIALS_REQUIRED - FAILED_PRECONDITION: the keystore takes the caller's credentials (CREDENTIAL_SOURCE_CALLER) and the call
+   * carried none in `x-mcko-cloud-credentials`.
+   */
+  ERROR_REASON_CLOUD_CREDENTIALS_REQUIRED = 45,
+  /** ERROR_REASON_KEY_NOT_DISTRIBUTABLE - FAILED_PRECONDITION: the key cannot be pushed in its state (COMPROMISED or destroyed). Metadata: `state`. */
+  ERROR_REASON_KEY_NOT_DISTRIBUTABLE = 46,
+  /** ERROR_REASON_KEYSTORE_TYPE_NOT_SUPPORTED - FAILED_PRECONDITION: no connector for this keystore type in this build. Metadata: `keystoreType`. */
+  ERROR_REASON_KEYSTORE_TYPE_NOT_SUPPORTED = 47,
   UNRECOGNIZED = -1,
 }
 
@@ -112,6 +134,30 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 17:
     case "ERROR_REASON_AUDIT_WRITE_FAILED":
       return ErrorReason.ERROR_REASON_AUDIT_WRITE_FAILED;
+    case 40:
+    case "ERROR_REASON_KEYSTORE_IN_USE":
+      return ErrorReason.ERROR_REASON_KEYSTORE_IN_USE;
+    case 41:
+    case "ERROR_REASON_ALGORITHM_NOT_SUPPORTED_BY_KEYSTORE":
+      return ErrorReason.ERROR_REASON_ALGORITHM_NOT_SUPPORTED_BY_KEYSTORE;
+    case 42:
+    case "ERROR_REASON_CLOUD_REQUEST_REJECTED":
+      return ErrorReason.ERROR_REASON_CLOUD_REQUEST_REJECTED;
+    case 43:
+    case "ERROR_REASON_CLOUD_CREDENTIALS_REJECTED":
+      return ErrorReason.ERROR_REASON_CLOUD_CREDENTIALS_REJECTED;
+    case 44:
+    case "ERROR_REASON_CLOUD_UNAVAILABLE":
+      return ErrorReason.ERROR_REASON_CLOUD_UNAVAILABLE;
+    case 45:
+    case "ERROR_REASON_CLOUD_CREDENTIALS_REQUIRED":
+      return ErrorReason.ERROR_REASON_CLOUD_CREDENTIALS_REQUIRED;
+    case 46:
+    case "ERROR_REASON_KEY_NOT_DISTRIBUTABLE":
+      return ErrorReason.ERROR_REASON_KEY_NOT_DISTRIBUTABLE;
+    case 47:
+    case "ERROR_REASON_KEYSTORE_TYPE_NOT_SUPPORTED":
+      return ErrorReason.ERROR_REASON_KEYSTORE_TYPE_NOT_SUPPORTED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -157,6 +203,22 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "ERROR_REASON_INVALID_PAGE_TOKEN";
     case ErrorReason.ERROR_REASON_AUDIT_WRITE_FAILED:
       return "ERROR_REASON_AUDIT_WRITE_FAILED";
+    case ErrorReason.ERROR_REASON_KEYSTORE_IN_USE:
+      return "ERROR_REASON_KEYSTORE_IN_USE";
+    case ErrorReason.ERROR_REASON_ALGORITHM_NOT_SUPPORTED_BY_KEYSTORE:
+      return "ERROR_REASON_ALGORITHM_NOT_SUPPORTED_BY_KEYSTORE";
+    case ErrorReason.ERROR_REASON_CLOUD_REQUEST_REJECTED:
+      return "ERROR_REASON_CLOUD_REQUEST_REJECTED";
+    case ErrorReason.ERROR_REASON_CLOUD_CREDENTIALS_REJECTED:
+      return "ERROR_REASON_CLOUD_CREDENTIALS_REJECTED";
+    case ErrorReason.ERROR_REASON_CLOUD_UNAVAILABLE:
+      return "ERROR_REASON_CLOUD_UNAVAILABLE";
+    case ErrorReason.ERROR_REASON_CLOUD_CREDENTIALS_REQUIRED:
+      return "ERROR_REASON_CLOUD_CREDENTIALS_REQUIRED";
+    case ErrorReason.ERROR_REASON_KEY_NOT_DISTRIBUTABLE:
+      return "ERROR_REASON_KEY_NOT_DISTRIBUTABLE";
+    case ErrorReason.ERROR_REASON_KEYSTORE_TYPE_NOT_SUPPORTED:
+      return "ERROR_REASON_KEYSTORE_TYPE_NOT_SUPPORTED";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
