@@ -68,9 +68,14 @@ export interface DaemonProcess {
 }
 
 /** Starts `mcko daemon --config F` and resolves once it logs that it is serving. Rejects with its log if it exits. */
-export async function startDaemonProcess(home: Home, env: Record<string, string> = {}, port = 0): Promise<DaemonProcess> {
+export async function startDaemonProcess(home: Home, env: Record<string, string> = {}, port = 0, nodeArgs: string[] = []): Promise<DaemonProcess> {
   const args = ["daemon", "--config", home.configFile];
-  const child = spawn(MCKO_BIN, args, { env: { ...process.env, ...env, ...(port ? { MCKO_LISTEN: `127.0.0.1:${port}` } : {}) }, stdio: ["ignore", "pipe", "pipe"] });
+  const childEnv = { ...process.env, ...env, ...(port ? { MCKO_LISTEN: `127.0.0.1:${port}` } : {}) };
+  // With node arguments (e.g. --cpu-prof for profiling) node is started directly instead of through bin/mcko.
+  const child =
+    nodeArgs.length === 0
+      ? spawn(MCKO_BIN, args, { env: childEnv, stdio: ["ignore", "pipe", "pipe"] })
+      : spawn(process.execPath, [...nodeArgs, "--import", join(REPO, "node_modules/tsx/dist/esm/index.mjs"), join(REPO, "daemon/src/cli/main.ts"), ...args], { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
   const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
   const bound = await new Promise<number>((res, rej) => {

@@ -11,7 +11,29 @@ interface HasAuthContext {
   getAuthContext(): { sslPeerCertificate?: PeerCertificate | undefined };
 }
 
-export function principalOf(call: HasAuthContext): Principal | undefined {
+/**
+ * Principals already computed for a call, keyed by the call's metadata object (the interceptor and the handler see
+ * the same one): parsing the peer certificate is the single most expensive step of a small call.
+ */
+const byMetadata = new WeakMap<object, Principal | null>();
+
+export function principalOf(call: HasAuthContext & { metadata?: object }): Principal | undefined {
+  const md = call.metadata;
+  if (md) {
+    const cached = byMetadata.get(md);
+    if (cached !== undefined) return cached ?? undefined;
+  }
+  const p = computePrincipal(call);
+  if (md) byMetadata.set(md, p ?? null);
+  return p;
+}
+
+/** Caches the principal for `metadata` (the interceptor calls this when it has checked the call). */
+export function rememberPrincipal(metadata: object, principal: Principal | undefined): void {
+  byMetadata.set(metadata, principal ?? null);
+}
+
+function computePrincipal(call: HasAuthContext): Principal | undefined {
   const cert = call.getAuthContext().sslPeerCertificate;
   if (!cert || !cert.subject) return undefined;
   const cn = cert.subject.CN;

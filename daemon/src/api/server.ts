@@ -22,7 +22,7 @@ import type { KeyService } from "../core/keys.js";
 import type { VaultService } from "../core/vaults.js";
 import type { Logger } from "../log/logger.js";
 import { auditServiceHandlers } from "./audit-service.js";
-import { principalOf } from "./auth.js";
+import { principalOf, rememberPrincipal } from "./auth.js";
 import { keyServiceHandlers } from "./key-service.js";
 import { ANONYMOUS, unauthenticated } from "./unary.js";
 import { vaultServiceHandlers } from "./vault-service.js";
@@ -69,7 +69,15 @@ export function buildServer(deps: ServerDeps): BuiltServer {
       start: (next) => {
         next({
           onReceiveMetadata: (metadata, mdNext) => {
-            if (method.path.startsWith("/grpc.health.v1.") || principalOf(call) !== undefined) {
+            if (method.path.startsWith("/grpc.health.v1.")) {
+              mdNext(metadata);
+              return;
+            }
+            const principal = principalOf(call);
+            if (principal !== undefined) {
+              // The handler receives this same metadata object: it finds the principal without re-parsing the
+              // peer certificate.
+              rememberPrincipal(metadata, principal);
               mdNext(metadata);
               return;
             }
