@@ -1,0 +1,48 @@
+/**
+ * `npm run bench`: every benchmark, measured in one run, each printed as a ratio against a baseline measured in the
+ * same run (the machine's speed cancels out). Goals come from the issues; a line says `ok` or `MISSED`.
+ * `npm run bench -- --only daemon,hsm` runs a subset; `--quick` uses small sizes (for a smoke run, not for figures).
+ */
+import { benchDaemon } from "./daemon.js";
+import { benchHsm } from "./hsm.js";
+import { benchProviderStartup } from "./provider.js";
+import { benchStore } from "./store.js";
+
+const args = process.argv.slice(2);
+const only = args.find((a) => a.startsWith("--only="))?.slice(7).split(",") ?? (args.includes("--only") ? args[args.indexOf("--only") + 1]!.split(",") : undefined);
+const quick = args.includes("--quick");
+const want = (name: string) => !only || only.includes(name);
+const lines: string[] = [];
+
+function report(name: string, value: number, goal: string, ok: boolean | undefined, detail: string): void {
+  const line = `${name.padEnd(58)} ${value.toFixed(2).padStart(8)}   goal ${goal.padEnd(7)} ${ok === undefined ? "" : ok ? "ok" : "MISSED"}   ${detail}`;
+  lines.push(line);
+  console.log(line);
+}
+
+console.log(`MCKO benchmarks (${quick ? "quick" : "full"}) on ${new Date().toISOString()}, node ${process.version}`);
+
+if (want("daemon")) {
+  const d = await benchDaemon(quick ? { seconds: 2, largeKeys: 5_000, smallKeys: 500, samples: 100 } : {});
+  report("(a) durable CreateKey/s (16 clients) / mTLS echo calls/s", d.throughputRatio, ">= 0.5", d.throughputRatio >= 0.5, `${d.createKeysPerSec.toFixed(0)} / ${d.echoCallsPerSec.toFixed(0)} per s`);
+  report(`(b) CreateKey p50 with ${d.largeKeys} keys / with 1,000`, d.p50Ratio, "<= 1.5", d.p50Ratio <= 1.5, `${d.p50LargeMs.toFixed(2)} ms / ${d.p50SmallMs.toFixed(2)} ms`);
+  report(`(c) cold start with ${d.largeKeys} keys, seconds`, d.coldStartMs / 1000, "<= 3", d.coldStartMs <= 3000, "spawn to serving");
+  report(`(c) daemon RSS with ${d.largeKeys} keys, MB`, d.rssMb, "<= 500", d.rssMb <= 500, "after the p50 run");
+}
+if (want("store")) {
+  const s = await benchStore(quick ? { smallRecords: 500, largeRecords: 5_000, samples: 100 } : {});
+  report("store commit p50 with 100k records / with 1k", s.latencyRatio, "<= 1.5", s.latencyRatio <= 1.5, `${s.large.p50Ms.toFixed(3)} ms / ${s.small.p50Ms.toFixed(3)} ms`);
+}
+if (want("hsm")) {
+  const h = await benchHsm(quick ? { operations: 500, rounds: 1 } : {});
+  report("pkcs11 CreateKey/s / software CreateKey/s", h.createKeyRatio, "(info)", undefined, `${h.pkcs11CreateKeyPerSecond.toFixed(0)} / ${h.softwareCreateKeyPerSecond.toFixed(0)} per s`);
+  report("pkcs11 BYOK re-wrap ops/s / bare C_WrapKey loop", h.byokRatio, ">= 0.7", h.byokRatio >= 0.7, `${h.byokRewrapPerSecond.toFixed(0)} / ${h.bareWrapPerSecond.toFixed(0)} per s`);
+  report("pkcs11 BYOK re-wrap / bare C_UnwrapKey+C_WrapKey loop", h.byokRatioLikeForLike, "(info)", undefined, `${h.byokRewrapPerSecond.toFixed(0)} / ${h.bareUnwrapWrapPerSecond.toFixed(0)} per s`);
+}
+if (want("provider")) {
+  const p = await benchProviderStartup(quick ? 3 : undefined);
+  report("provider start-to-handshake, ms / bare node start, ms", p.providerMs / p.nodeMs, "(info)", undefined, `${p.providerMs.toFixed(0)} ms / ${p.nodeMs.toFixed(0)} ms`);
+}
+
+const missed = lines.filter((l) => l.includes("MISSED")).length;
+console.log(missed ? `\n${missed} goal(s) missed` : "\nall goals met");
