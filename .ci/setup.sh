@@ -9,7 +9,7 @@ need=()
 command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
 [ -e /usr/lib/softhsm/libsofthsm2.so ] || need+=(softhsm2)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
-python3 -c 'import grpc, google.protobuf' >/dev/null 2>&1 || need+=(python3-grpcio python3-protobuf)
+/usr/bin/python3 -c 'import grpc, google.protobuf' >/dev/null 2>&1 || need+=(python3-grpcio python3-protobuf)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
