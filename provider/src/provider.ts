@@ -3,10 +3,14 @@
 import { type DaemonClient, createDaemonClient } from "./client/daemon-client.js";
 import { describeDaemonError, isServiceError } from "./client/errors.js";
 import { DEFAULT_REQUEST_TIMEOUT, type EnvDefaults, readEnvDefaults, resolveProviderConfig, validateProviderConfig } from "./config.js";
+import { keyDataSource } from "./datasources/key.js";
+import { keysDataSource } from "./datasources/keys.js";
 import { types } from "./plugin/cty.js";
 import type { DataSourceType, ProviderDefinition, ResourceType } from "./plugin/resource.js";
 import type { ObjectValue } from "./plugin/cty.js";
 import type { Schema } from "./plugin/schema.js";
+import { keyResource } from "./resources/key.js";
+import { vaultResource } from "./resources/vault.js";
 
 export const PROVIDER_TYPE_NAME = "mcko";
 export const PROVIDER_VERSION = "0.1.0";
@@ -42,9 +46,9 @@ export const providerSchema: Schema = {
 };
 
 /** Resources of the provider. Each lives in provider/src/resources/<noun>.ts and is registered here. */
-export const resources: ResourceType<ObjectValue, DaemonClient>[] = [];
+export const resources: ResourceType<ObjectValue, DaemonClient>[] = [vaultResource, keyResource];
 /** Data sources of the provider (provider/src/datasources/<noun>.ts). */
-export const dataSources: DataSourceType<ObjectValue, DaemonClient>[] = [];
+export const dataSources: DataSourceType<ObjectValue, DaemonClient>[] = [keyDataSource, keysDataSource];
 
 export interface ProviderDeps {
   /** Environment defaults (default: read from the process environment). */
