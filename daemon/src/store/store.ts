@@ -50,6 +50,12 @@ export const EMPTY_JOURNAL_HEAD: JournalHead = Object.freeze({ seq: 0, hash: "",
  */
 export interface JournalSealer {
   seal(entries: readonly JournalEntry[], prev: JournalHead): { lines: string[]; head: JournalHead };
+  /**
+   * Optional: signs a head. When present, `seal` may return unsigned heads (empty `signature`) and the store signs
+   * once per group commit, the group's last head, before persisting it: one signature covers the whole group
+   * through the hash chain. Heads returned to earlier members of a group then carry an empty signature.
+   */
+  sign?(head: JournalHead): JournalHead;
 }
 
 export interface CommitRequest {

@@ -11,7 +11,7 @@ function sealed(n: number) {
   const sealer = new AuditSealer(privateKey);
   const a = sealer.seal([event(1), event(2), event(3)].slice(0, Math.min(3, n)), EMPTY_JOURNAL_HEAD);
   const b = sealer.seal(Array.from({ length: n - 3 }, (_, i) => event(i + 4)), a.head);
-  return { lines: [...a.lines, ...b.lines], head: b.head };
+  return { lines: [...a.lines, ...b.lines], head: sealer.sign(b.head) };
 }
 
 test("a sealed chain verifies; the head signature is checked with the public key", async (t) => {
@@ -21,6 +21,15 @@ test("a sealed chain verifies; the head signature is checked with the public key
   const wrongKey = await verifyChain(lines, head, other);
   t.false(wrongKey.valid);
   t.is(wrongKey.firstBadSequence, 8);
+});
+
+test("an unsigned head does not verify", async (t) => {
+  const sealer = new AuditSealer(privateKey);
+  const { lines, head } = sealer.seal([event(1), event(2)], EMPTY_JOURNAL_HEAD);
+  t.is(head.signature, "");
+  const r = await verifyChain(lines, head, publicKey);
+  t.false(r.valid);
+  t.true((await verifyChain(lines, sealer.sign(head), publicKey)).valid);
 });
 
 test("sealing is pure: the same input seals to the same lines", (t) => {

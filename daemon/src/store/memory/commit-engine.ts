@@ -164,6 +164,17 @@ export class CommitEngine {
       }
     }
     if (accepted.length === 0) return;
+    if (journalLines.length > 0 && this.#sealer?.sign) {
+      // One signature per group: the hash chain links every earlier line to this head.
+      try {
+        head = Object.freeze({ ...this.#sealer.sign(head) });
+      } catch (error) {
+        const failure = new StoreError("journal sealer failed to sign the head", { cause: error });
+        for (const a of accepted) a.item.reject(failure);
+        return;
+      }
+      accepted[accepted.length - 1] = { ...accepted[accepted.length - 1]!, head };
+    }
 
     try {
       if (ops.length > 0 || journalLines.length > 0) await this.#persister.persist({ ops, journalLines, head });
