@@ -3,7 +3,7 @@
 // and the next plan exits 0. With the daemon unreachable, plan fails with a diagnostic naming the address.
 import test from "ava";
 import { Key, KeyState } from "../../protos/gen/mcko/v1/key.js";
-import type { GetKeyResponse, SetKeyStateResponse, UpdateKeyResponse } from "../../protos/gen/mcko/v1/key_service.js";
+import type { GetKeyResponse, SetKeyStateRequest, SetKeyStateResponse, UpdateKeyRequest, UpdateKeyResponse } from "../../protos/gen/mcko/v1/key_service.js";
 import { type Acc, accEnabled, applyClean, daemonCall, planExit, PROVIDER_HEADER, show, startAcc } from "./acc-harness.js";
 
 const enabled = accEnabled("drift_detailedExitcode.test.ts");
@@ -35,8 +35,8 @@ accTest("drift_detailedExitcode: out-of-band suspend and relabel → exit 2 with
   ws.writeConfig(config());
   await applyClean(t, ws, acc);
 
-  await daemonCall<object, SetKeyStateResponse>(acc.clients.keys, acc.clients.keys.setKeyState, { name: NAME, state: KeyState.KEY_STATE_SUSPENDED, etag: "", reason: "out of band" });
-  await daemonCall<object, UpdateKeyResponse>(acc.clients.keys, acc.clients.keys.updateKey, {
+  await daemonCall<SetKeyStateRequest, SetKeyStateResponse>(acc.clients.keys, acc.clients.keys.setKeyState, { name: NAME, state: KeyState.KEY_STATE_SUSPENDED, etag: "", reason: "out of band" });
+  await daemonCall<UpdateKeyRequest, UpdateKeyResponse>(acc.clients.keys, acc.clients.keys.updateKey, {
     key: Key.fromPartial({ name: NAME, labels: { env: "test" } }),
     updateMask: ["labels"],
   });

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import test from "ava";
 import { status } from "@grpc/grpc-js";
 import { KeyAlgorithm, KeyState } from "../../protos/gen/mcko/v1/key.js";
-import type { GetKeyResponse, ListKeysResponse } from "../../protos/gen/mcko/v1/key_service.js";
+import type { GetKeyResponse, ListKeysRequest, ListKeysResponse } from "../../protos/gen/mcko/v1/key_service.js";
 import { type Acc, accEnabled, applyClean, checkState, daemonCall, EXAMPLES_DIR, PROVIDER_HEADER, show, startAcc, stateAttributes } from "./acc-harness.js";
 
 const enabled = accEnabled("key_basic.test.ts");
@@ -50,7 +50,7 @@ accTest("key_basic: examples/terraform applies, plans clean, matches the daemon,
   t.regex(destroy.stdout, /Resources: 3 destroyed/);
   t.is(await codeOf(getKey("vaults/payments/keys/data-key")), status.NOT_FOUND);
   t.is(await codeOf(getKey("vaults/payments/keys/legacy-signing")), status.NOT_FOUND);
-  const left = await daemonCall<object, ListKeysResponse>(acc.clients.keys, acc.clients.keys.listKeys, { parent: "vaults/payments", pageSize: 0, pageToken: "", filter: "" }).catch(
+  const left = await daemonCall<ListKeysRequest, ListKeysResponse>(acc.clients.keys, acc.clients.keys.listKeys, { parent: "vaults/payments", pageSize: 0, pageToken: "", filter: "" }).catch(
     (e: { code: number }) => e,
   );
   t.is((left as { code: number }).code, status.NOT_FOUND, "the vault is gone too");

@@ -5,7 +5,7 @@
 import test from "ava";
 import { KeyState } from "../../protos/gen/mcko/v1/key.js";
 import type { GetKeyResponse } from "../../protos/gen/mcko/v1/key_service.js";
-import type { ListAuditEventsResponse } from "../../protos/gen/mcko/v1/audit_service.js";
+import type { ListAuditEventsRequest, ListAuditEventsResponse } from "../../protos/gen/mcko/v1/audit_service.js";
 import { type Acc, accEnabled, applyClean, daemonCall, planExit, PROVIDER_HEADER, show, startAcc, stateAttributes } from "./acc-harness.js";
 
 const enabled = accEnabled("key_update.test.ts");
@@ -74,7 +74,7 @@ accTest("key_update: labels, rotation_period and state change in place, in NIST 
   t.is(k.state, KeyState.KEY_STATE_DESTROYED);
   t.truthy(k.deactivationTime, "went through DEACTIVATED");
   t.is(stateAttributes(ws, "mcko_key.k")?.["kcv"], "");
-  const events = await daemonCall<object, ListAuditEventsResponse>(acc.clients.audit, acc.clients.audit.listAuditEvents, {
+  const events = await daemonCall<ListAuditEventsRequest, ListAuditEventsResponse>(acc.clients.audit, acc.clients.audit.listAuditEvents, {
     parent: "vaults/upd",
     pageSize: 1000,
     pageToken: "",
