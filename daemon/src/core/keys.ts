@@ -22,6 +22,9 @@ import { parseFilter } from "./filter.js";
 import { allowedTargets, isDestroyed, isRotatable, transitionResult, type KeyState } from "./key-state.js";
 import type { KeyedLock, KeyedRwLock } from "./locks.js";
 import { formatKeyName, formatVaultName, storeKeys } from "./names.js";
+import { isReplay, requestFingerprint, requestMutation } from "./requests.js";
+
+export { requestFingerprint, requestMutation } from "./requests.js";
 
 export interface KeyVersion {
   readonly number: number;
@@ -196,11 +199,8 @@ export class KeyService {
 
   async create(actor: Actor, input: CreateKeyInput): Promise<Key> {
     const name = formatKeyName(input.vault, input.keyId);
-    const fingerprint = requestFingerprint({ m: "CreateKey", ...input, requestId: undefined });
-    if (input.requestId) {
-      const prior = await this.#replay(input.requestId, fingerprint);
-      if (prior) return this.get(input.vault, input.keyId);
-    }
+    const fingerprint = input.requestId ? requestFingerprint({ m: "CreateKey", ...input, requestId: undefined }) : "";
+    if (input.requestId && (await isReplay(this.deps.store, input.requestId, fingerprint))) return this.get(input.vault, input.keyId);
     const now = this.deps.clock.now();
     checkSchedule(input.activationTime ?? null, input.deactivationTime ?? null, "key");
     let state: KeyState;
@@ -254,7 +254,7 @@ export class KeyService {
       } catch (e) {
         if (e instanceof StoreConflictError) {
           // A concurrent create won: either the same request retried (return its result) or another one.
-          if (input.requestId && (await this.#replay(input.requestId, fingerprint))) return this.get(input.vault, input.keyId);
+          if (input.requestId && (await isReplay(this.deps.store, input.requestId, fingerprint))) return this.get(input.vault, input.keyId);
           throw new AlreadyExistsError(name, `key ${name} already exists`);
         }
         throw e;
@@ -303,7 +303,7 @@ export class KeyService {
 
   async rotate(actor: Actor, vault: string, id: string, etag: string | undefined, requestId: string | undefined): Promise<Key> {
     const fingerprint = requestFingerprint({ m: "RotateKey", vault, id });
-    if (requestId && (await this.#replay(requestId, fingerprint))) return this.get(vault, id);
+    if (requestId && (await isReplay(this.deps.store, requestId, fingerprint))) return this.get(vault, id);
     return this.#mutate(
       vault,
       id,
@@ -492,31 +492,8 @@ export class KeyService {
     if (!(await this.deps.store.get(storeKeys.vault(vault)))) throw new NotFoundError(formatVaultName(vault), "vault");
   }
 
-  /** True when `requestId` was used before for this same request; ALREADY_EXISTS if for another one. */
-  async #replay(requestId: string, fingerprint: string): Promise<boolean> {
-    const prior = await this.deps.store.get<RequestRecord>(storeKeys.request(requestId));
-    if (!prior) return false;
-    if (prior.value.fingerprint !== fingerprint) {
-      throw new AlreadyExistsError(`request_id ${requestId}`, `request_id ${requestId} was already used for a different request (${prior.value.resource}); use a new UUID`, "REQUEST_ID_REUSED");
-    }
-    return true;
-  }
 }
 
-interface RequestRecord {
-  fingerprint: string;
-  resource: string;
-  time: string;
-}
-
-export function requestFingerprint(request: Record<string, unknown>): string {
-  return createHash("sha256").update(JSON.stringify(request, (_k, v: unknown) => (v instanceof Date ? v.toISOString() : v))).digest("hex");
-}
-
-export function requestMutation(requestId: string, fingerprint: string, resource: string, time: string): Mutation {
-  const value: RequestRecord = { fingerprint, resource, time };
-  return { op: "put", key: storeKeys.request(requestId), value: value as unknown as JsonValue, expectVersion: 0 };
-}
 
 function versionRecord(number: number, w: WrappedKey, createTime: string): VersionRecord {
   return {

@@ -5,7 +5,7 @@ import type { Actor, AuditLog } from "./audit/audit-log.js";
 import { toJournalEntry } from "./audit/chain.js";
 import type { Clock, IdSource } from "./clock.js";
 import { AbortedError, AlreadyExistsError, FailedPreconditionError, NotFoundError } from "./errors.js";
-import { requestFingerprint, requestMutation } from "./keys.js";
+import { isReplay, requestFingerprint, requestMutation } from "./requests.js";
 import type { KeyedRwLock } from "./locks.js";
 import { formatVaultName, storeKeys } from "./names.js";
 
@@ -77,7 +77,7 @@ export class VaultService {
   async create(actor: Actor, input: { id: string; displayName: string; description: string; requestId?: string }): Promise<Vault> {
     const name = formatVaultName(input.id);
     const fingerprint = requestFingerprint({ m: "CreateVault", ...input, requestId: undefined });
-    if (input.requestId && (await this.#replay(input.requestId, fingerprint))) return this.get(input.id);
+    if (input.requestId && (await isReplay(this.deps.store, input.requestId, fingerprint))) return this.get(input.id);
     if (await this.deps.store.get(storeKeys.vault(input.id))) throw new AlreadyExistsError(name, `vault ${name} already exists`);
     const now = this.deps.clock.now().toISOString();
     const record: VaultRecord = { id: input.id, displayName: input.displayName, description: input.description, createTime: now, updateTime: now, incarnation: this.deps.ids.uuid() };
@@ -88,7 +88,7 @@ export class VaultService {
       await this.deps.store.commit({ mutations, journal: [toJournalEntry(event)] });
     } catch (e) {
       if (e instanceof StoreConflictError) {
-        if (input.requestId && (await this.#replay(input.requestId, fingerprint))) return this.get(input.id);
+        if (input.requestId && (await isReplay(this.deps.store, input.requestId, fingerprint))) return this.get(input.id);
         throw new AlreadyExistsError(name, `vault ${name} already exists`);
       }
       throw e;
@@ -152,14 +152,6 @@ export class VaultService {
     };
   }
 
-  async #replay(requestId: string, fingerprint: string): Promise<boolean> {
-    const prior = await this.deps.store.get<{ fingerprint: string; resource: string }>(storeKeys.request(requestId));
-    if (!prior) return false;
-    if (prior.value.fingerprint !== fingerprint) {
-      throw new AlreadyExistsError(`request_id ${requestId}`, `request_id ${requestId} was already used for a different request (${prior.value.resource}); use a new UUID`, "REQUEST_ID_REUSED");
-    }
-    return true;
-  }
 }
 
 function vaultEtag(rec: StoredRecord<VaultRecord>): string {
