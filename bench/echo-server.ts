@@ -6,9 +6,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { readFileSync } from "node:fs";
 import tls from "node:tls";
-
-const [caFile, certFile, keyFile] = process.argv.slice(2) as [string, string, string];
-tls.DEFAULT_MIN_VERSION = "TLSv1.3";
+import { pathToFileURL } from "node:url";
 export const ECHO_SERVICE: grpc.ServiceDefinition = {
   echo: {
     path: "/bench.Echo/Echo",
@@ -20,7 +18,9 @@ export const ECHO_SERVICE: grpc.ServiceDefinition = {
     responseDeserialize: (b: Buffer) => b,
   },
 };
-if (caFile) {
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const [caFile, certFile, keyFile] = process.argv.slice(2) as [string, string, string];
+  tls.DEFAULT_MIN_VERSION = "TLSv1.3";
   const server = new grpc.Server();
   server.addService(ECHO_SERVICE, { echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, call.request) });
   const creds = grpc.ServerCredentials.createSsl(readFileSync(caFile), [{ cert_chain: readFileSync(certFile), private_key: readFileSync(keyFile) }], true);
