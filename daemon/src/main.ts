@@ -11,14 +11,15 @@ import { AuditLog, type Actor } from "./core/audit/audit-log.js";
 import { AuditSealer } from "./core/audit/chain.js";
 import { SYSTEM_PRINCIPAL } from "./core/authz.js";
 import { systemClock, type Clock } from "./core/clock.js";
-import { StartupError, loadInternalKeys, recordedMasterKcv } from "./core/internal-keys.js";
+import { StartupError, loadInternalKeys } from "./core/internal-keys.js";
+import { MasterKeyRotationService, startupMasterKcv } from "./core/master-key-rotation.js";
 import { KeyService } from "./core/keys.js";
 import { KeyedLock, KeyedRwLock } from "./core/locks.js";
 import { VaultService } from "./core/vaults.js";
 import { bind, buildServer, setServing } from "./api/server.js";
 import type { DaemonConfig } from "./config/config.js";
 import { applyModuleEnv, readHsmPin } from "./config/hsm-secrets.js";
-import type { Hsm } from "./hsm/hsm.js";
+import { HsmError, type Hsm } from "./hsm/hsm.js";
 import { SoftwareHsm } from "./hsm/software/software-hsm.js";
 import type { Logger } from "./log/logger.js";
 import { LowdbStore } from "./store/lowdb/lowdb-store.js";
@@ -73,8 +74,15 @@ export async function startDaemon(config: DaemonConfig, log: Logger, clock: Cloc
   let hsm: Hsm | undefined;
   let store: Store | undefined;
   try {
-    hsm = await openHsm(config, await recordedMasterKcv(internal));
-    const keys = await loadInternalKeys(internal, hsm, () => clock.now());
+    const startup = await startupMasterKcv(internal);
+    try {
+      hsm = await openHsm(config, startup.expected);
+    } catch (e) {
+      // A rotation interrupted while the HSM made its new master: a software keyring may already name it current.
+      if (!(startup.newerMasterPossible && e instanceof HsmError && e.reason === "HSM_MASTER_KEY_MISMATCH")) throw e;
+      hsm = await openHsm(config, undefined);
+    }
+    const keys = await loadInternalKeys(internal, hsm, () => clock.now(), startup);
     store = await LowdbStore.open({ dir: vaultDir(config), sealer: new AuditSealer(keys.auditSigningKey) });
     return await serve(config, log, clock, { internal, hsm, store, auditPublicKey: keys.auditPublicKey, dispose: () => keys.credentialKey.dispose() }, caPem, certPem, keyPem, (s) => (state = s), () => state);
   } catch (e) {
@@ -109,12 +117,26 @@ async function serve(
   const vaultLock = new KeyedRwLock();
   const audit = new AuditLog({ store, clock, journalFile: journalFile(config), publicKey: opened.auditPublicKey });
   const vaults = new VaultService({ store, audit, clock, ids, vaultLock });
-  const keys = new KeyService({ store, hsm, audit, clock, ids, keyLock: new KeyedLock(), vaultLock });
+  const keyLock = new KeyedLock();
+  const keys = new KeyService({ store, hsm, audit, clock, ids, keyLock, vaultLock });
+  const masterKeyRotation = new MasterKeyRotationService({
+    internal,
+    store,
+    hsm,
+    audit,
+    clock,
+    ids,
+    keyLock,
+    vaultLock,
+    batchSize: config.masterKeyRotation.batchSize,
+    ...(config.masterKeyRotation.haltAfterKeys !== undefined ? { haltAfterKeys: config.masterKeyRotation.haltAfterKeys } : {}),
+    onError: (message) => log.error({ err: message }, "master key rotation stopped; it resumes on the next start or RotateMasterKey"),
+  });
   await keys.loadSchedule(await vaults.ids());
 
   // TLS 1.3 only, for every TLS context this daemon process creates (the server's included).
   tls.DEFAULT_MIN_VERSION = "TLSv1.3";
-  const built = buildServer({ log, audit, keys, vaults, isDraining: () => getState() !== "SERVING", tls: { caPem, certPem, keyPem }, maxRequestBytes: config.maxRequestBytes });
+  const built = buildServer({ log, audit, keys, vaults, masterKeyRotation, isDraining: () => getState() !== "SERVING", tls: { caPem, certPem, keyPem }, maxRequestBytes: config.maxRequestBytes });
   let port: number;
   try {
     port = await bind(built.server, config.listen.host, config.listen.port, built.credentials);
@@ -139,6 +161,8 @@ async function serve(
   timer.unref();
 
   log.info({ host: config.listen.host, port, hsm: hsm.kind, dataDir: config.dataDir }, "mckod serving");
+  // A master-key rotation interrupted by a stop or a crash carries on in the background.
+  masterKeyRotation.resume();
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
@@ -146,6 +170,7 @@ async function serve(
       setState("DRAINING");
       setServing(built.health, false);
       clearInterval(timer);
+      await masterKeyRotation.stop();
       log.info({ graceMs: config.shutdownGraceMs }, "draining");
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => {

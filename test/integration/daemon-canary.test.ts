@@ -2,6 +2,10 @@
  * Canary: after keys of every algorithm are created, rotated, suspended and destroyed through the daemon (logging at
  * `trace`), no file under the MCKO home — store shards, WAL, internal store, audit log — and no line the daemon
  * logged contains any key's plaintext material, in hex or base64 (at every byte alignment).
+ *
+ * The material is recovered from the stored blobs with test-only knowledge: on the software backend the master key
+ * file; on pkcs11 (MCKO_TEST_HSM=pkcs11) the token itself, unwrapping each blob into a non-sensitive session object
+ * in this process and reading its secret part (AES/HMAC value, RSA private exponent, EC private scalar).
  */
 import test from "ava";
 import { readdirSync, readFileSync, statSync } from "node:fs";
@@ -12,6 +16,7 @@ import { readKeyring } from "../../daemon/src/hsm/software/keyring.js";
 import { LowdbStore } from "../../daemon/src/store/lowdb/lowdb-store.js";
 import type { KeyRecord } from "../../daemon/src/core/keys.js";
 import { clientsFor, makeHome, mtls, rpc, startDaemonProcess } from "../support/daemon.js";
+import { recoverMaterialsForTest } from "../support/softhsm.js";
 
 function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -53,20 +58,26 @@ test("no key material in the store, the audit log or the daemon's log", async (t
     await daemon.stop();
   }
 
-  // Recover each version's plaintext from the stored blobs with the master key (test-only knowledge).
-  const keyring = await readKeyring(join(home.dir, "master.key"));
+  // Recover each version's plaintext from the stored blobs (test-only knowledge, see the header).
   const store = await LowdbStore.open({ dir: join(home.dataDir, "vault") });
-  const materials: Buffer[] = [];
+  const blobs: Array<{ algorithm: string; blob: Buffer; masterKcv: string }> = [];
   try {
     const page = await store.list<KeyRecord>("key/canary/", { pageSize: 1000 });
     for (const rec of page.records) {
       for (const v of rec.value.versions) {
         if (v.blob === null || v.masterKcv === null) continue;
-        materials.push(kwpUnwrap(keyring.keys.get(v.masterKcv)!, Buffer.from(v.blob, "base64")));
+        blobs.push({ algorithm: rec.value.algorithm, blob: Buffer.from(v.blob, "base64"), masterKcv: v.masterKcv });
       }
     }
   } finally {
     await store.close();
+  }
+  let materials: Buffer[];
+  if (home.token) {
+    materials = await recoverMaterialsForTest(home.token, "mcko-master", blobs);
+  } else {
+    const keyring = await readKeyring(join(home.dir, "master.key"));
+    materials = blobs.map((b) => kwpUnwrap(keyring.keys.get(b.masterKcv)!, b.blob));
   }
   t.is(materials.length, 9 * 2, "every version's material was recovered for the search");
 

@@ -252,6 +252,6 @@ test("every algorithm can be created; KCVs have the documented form", async (t) 
     t.is(k.algorithm, alg);
     t.is(k.versions[0]!.kcvMethod, method);
     t.is(k.versions[0]!.kcv.length, len);
-    t.is(k.protectionLevel, "software");
+    t.is(k.protectionLevel, t.context.home.hsm);
   }
 });

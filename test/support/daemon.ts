@@ -16,6 +16,8 @@ import { Status } from "../../protos/gen/google/rpc/status.js";
 import { BadRequest, ErrorInfo } from "../../protos/gen/google/rpc/error_details.js";
 import { initHome } from "../../daemon/src/cli/init.js";
 import { issueClientCert, type Grant } from "../../daemon/src/pki/certificates.js";
+import { Secret } from "../../daemon/src/util/secret.js";
+import { createSoftHsmToken, type SoftHsmToken } from "./softhsm.js";
 
 export const REPO = resolve(fileURLToPath(import.meta.url), "../../..");
 export const MCKO_BIN = join(REPO, "daemon/bin/mcko");
@@ -27,14 +29,54 @@ export interface Home {
   readonly admin: { certPem: Buffer; keyPem: Buffer };
   readonly dataDir: string;
   readonly journalFile: string;
+  /** Which HSM backend the home was made with. */
+  readonly hsm: "software" | "pkcs11";
+  /** The SoftHSM2 token of a pkcs11 home (its SOFTHSM2_CONF is in the home's config as hsm.moduleEnv). */
+  readonly token?: SoftHsmToken;
   cleanup(): void;
 }
 
-/** Initialises a home in a temp folder (software HSM unless `hsm` is given). Extra config keys are merged in. */
-export async function makeHome(extraConfig: Record<string, unknown> = {}, hsm?: Parameters<typeof initHome>[0]["hsm"]): Promise<Home> {
+/**
+ * The backend `makeHome` uses when the caller names none: MCKO_TEST_HSM=pkcs11 runs the daemon suite on a fresh
+ * SoftHSM2 token per home (test/integration/daemon-pkcs11.test.ts does that for every daemon test file).
+ */
+export const TEST_HSM: "software" | "pkcs11" = process.env.MCKO_TEST_HSM === "pkcs11" ? "pkcs11" : "software";
+
+/**
+ * A fresh SoftHSM2 token and the `initHome` options for it: PIN in a 0600 file next to the token, SOFTHSM2_CONF
+ * in hsm.moduleEnv, so the daemon needs nothing from the environment.
+ */
+export async function softHsmInit(): Promise<{ token: SoftHsmToken; hsm: Parameters<typeof initHome>[0]["hsm"] }> {
+  const token = await createSoftHsmToken();
+  const pinFile = join(token.dir, "pin");
+  writeFileSync(pinFile, token.pin, { mode: 0o600 });
+  return {
+    token,
+    hsm: {
+      backend: "pkcs11",
+      modulePath: token.modulePath,
+      tokenLabel: token.tokenLabel,
+      masterKeyLabel: "mcko-master",
+      pinFile,
+      pin: Secret.copyOf(Buffer.from(token.pin)),
+      adopt: false,
+      moduleEnv: { SOFTHSM2_CONF: token.conf },
+    },
+  };
+}
+
+/**
+ * Initialises a home in a temp folder. The backend: `hsm` when given ("pkcs11" = a fresh SoftHSM2 token), else
+ * TEST_HSM. Extra config keys are merged in.
+ */
+export async function makeHome(extraConfig: Record<string, unknown> = {}, backend?: Parameters<typeof initHome>[0]["hsm"] | "software" | "pkcs11"): Promise<Home> {
+  let hsm = backend === "software" ? ({ backend: "software" } as const) : backend === "pkcs11" ? undefined : backend;
   const dir = mkdtempSync(join(tmpdir(), "mcko-home-"));
   const home = join(dir, "home");
+  let token: SoftHsmToken | undefined;
+  if (backend === "pkcs11" || (backend === undefined && TEST_HSM === "pkcs11")) ({ token, hsm } = await softHsmInit());
   const r = await initHome({ dir: home, listen: "127.0.0.1:0", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], hsm: hsm ?? { backend: "software" }, validityDays: 30 });
+  if (token && hsm?.backend === "pkcs11") hsm.pin.dispose();
   const config = JSON.parse(readFileSync(r.configFile, "utf8")) as Record<string, unknown>;
   writeFileSync(r.configFile, JSON.stringify({ ...config, schedulerIntervalMs: 100, shutdownGraceMs: 5000, ...extraConfig }, null, 2));
   return {
@@ -44,7 +86,12 @@ export async function makeHome(extraConfig: Record<string, unknown> = {}, hsm?: 
     admin: { certPem: readFileSync(join(home, "admin.pem")), keyPem: readFileSync(join(home, "admin.key")) },
     dataDir: join(home, "data"),
     journalFile: join(home, "data/vault/audit.jsonl"),
-    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+    hsm: hsm?.backend ?? "software",
+    ...(token ? { token } : {}),
+    cleanup: () => {
+      rmSync(dir, { recursive: true, force: true });
+      if (token) rmSync(token.dir, { recursive: true, force: true });
+    },
   };
 }
 

@@ -88,3 +88,68 @@ export async function createSoftHsmToken(options: SoftHsmTokenOptions = {}): Pro
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
 }
+
+/**
+ * Test-only knowledge for canaries: unwraps vault blobs under the token's master key(s) into non-sensitive session
+ * objects and reads their secret parts (AES/HMAC value, RSA private exponent, EC private scalar), so a test can
+ * search files and logs for them. The daemon never does this; the token allows it because the unwrap template,
+ * not the master key, decides the new object's attributes. Call with no daemon logged in from this process.
+ */
+export async function recoverMaterialsForTest(
+  token: SoftHsmToken,
+  masterKeyLabel: string,
+  blobs: ReadonlyArray<{ algorithm: string; blob: Buffer; masterKcv: string }>,
+): Promise<Buffer[]> {
+  const { default: pkcs11js } = await import("pkcs11js");
+  const { acquireModule, findSlotByTokenLabel, login, logoutUser, openSession } = await import("../../daemon/src/hsm/pkcs11/module.js");
+  const { Secret } = await import("../../daemon/src/util/secret.js");
+  const P = pkcs11js;
+  process.env.SOFTHSM2_CONF = token.conf;
+  const mod = acquireModule(token.modulePath);
+  const slot = findSlotByTokenLabel(mod, token.tokenLabel);
+  const s = openSession(mod, slot);
+  const out: Buffer[] = [];
+  try {
+    login(mod, slot, s, Secret.copyOf(Buffer.from(token.pin)), token.tokenLabel);
+    const pk = mod.pkcs11;
+    pk.C_FindObjectsInit(s, [{ type: P.CKA_CLASS, value: P.CKO_SECRET_KEY }, { type: P.CKA_LABEL, value: masterKeyLabel }]);
+    const masters = pk.C_FindObjects(s, 100);
+    pk.C_FindObjectsFinal(s);
+    for (const b of blobs) {
+      const family = b.algorithm.split("_")[0];
+      const template =
+        family === "AES" || family === "HMAC"
+          ? [{ type: P.CKA_CLASS, value: P.CKO_SECRET_KEY }, { type: P.CKA_KEY_TYPE, value: family === "AES" ? P.CKK_AES : P.CKK_GENERIC_SECRET }]
+          : [{ type: P.CKA_CLASS, value: P.CKO_PRIVATE_KEY }, { type: P.CKA_KEY_TYPE, value: family === "RSA" ? P.CKK_RSA : P.CKK_EC }];
+      const attribute = family === "RSA" ? P.CKA_PRIVATE_EXPONENT : P.CKA_VALUE;
+      let found: Buffer | undefined;
+      for (const master of masters) {
+        try {
+          const h = pk.C_UnwrapKey(s, { mechanism: P.CKM_AES_KEY_WRAP_PAD }, master, b.blob, [
+            ...template,
+            { type: P.CKA_TOKEN, value: false },
+            { type: P.CKA_SENSITIVE, value: false },
+            { type: P.CKA_EXTRACTABLE, value: true },
+          ]);
+          const value = pk.C_GetAttributeValue(s, h, [{ type: attribute }])[0]?.value;
+          pk.C_DestroyObject(s, h);
+          if (Buffer.isBuffer(value)) found = Buffer.from(value);
+          break;
+        } catch {
+          // Not under this master; try the next.
+        }
+      }
+      if (!found) throw new Error(`a ${b.algorithm} blob (master ${b.masterKcv}) did not unwrap under any master on the token`);
+      out.push(found);
+    }
+  } finally {
+    try {
+      mod.pkcs11.C_CloseSession(s);
+    } catch {
+      // gone
+    }
+    logoutUser(mod, slot);
+    mod.release();
+  }
+  return out;
+}

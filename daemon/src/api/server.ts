@@ -17,6 +17,9 @@ import { fileURLToPath } from "node:url";
 import { AuditServiceService } from "../../../protos/gen/mcko/v1/audit_service.js";
 import { KeyServiceService } from "../../../protos/gen/mcko/v1/key_service.js";
 import { VaultServiceService } from "../../../protos/gen/mcko/v1/vault_service.js";
+import { MasterKeyServiceService } from "../../../protos/gen/mcko/v1/master_key_service.js";
+import type { MasterKeyRotationService } from "../core/master-key-rotation.js";
+import { masterKeyServiceHandlers } from "./master-key-service.js";
 import type { AuditLog } from "../core/audit/audit-log.js";
 import type { KeyService } from "../core/keys.js";
 import type { VaultService } from "../core/vaults.js";
@@ -31,13 +34,14 @@ import type { CertificateProvider } from "@grpc/grpc-js/build/src/certificate-pr
 
 const here = dirname(fileURLToPath(import.meta.url));
 const DESCRIPTORS = join(here, "../../../protos/gen/mcko.binpb");
-export const MCKO_SERVICES = ["mcko.v1.VaultService", "mcko.v1.KeyService", "mcko.v1.AuditService"] as const;
+export const MCKO_SERVICES = ["mcko.v1.VaultService", "mcko.v1.KeyService", "mcko.v1.AuditService", "mcko.v1.MasterKeyService"] as const;
 
 export interface ServerDeps {
   readonly log: Logger;
   readonly audit: AuditLog;
   readonly keys: KeyService;
   readonly vaults: VaultService;
+  readonly masterKeyRotation: MasterKeyRotationService;
   readonly isDraining: () => boolean;
   readonly tls: { readonly caPem: Buffer; readonly certPem: Buffer; readonly keyPem: Buffer };
   readonly maxRequestBytes: number;
@@ -103,6 +107,7 @@ export function buildServer(deps: ServerDeps): BuiltServer {
   server.addService(VaultServiceService, vaultServiceHandlers({ ...apiDeps, vaults: deps.vaults }));
   server.addService(KeyServiceService, keyServiceHandlers({ ...apiDeps, keys: deps.keys }));
   server.addService(AuditServiceService, auditServiceHandlers({ ...apiDeps, auditLog: deps.audit }));
+  server.addService(MasterKeyServiceService, masterKeyServiceHandlers({ ...apiDeps, masterKeyRotation: deps.masterKeyRotation }));
 
   const statusMap: Record<string, "SERVING" | "NOT_SERVING"> = { "": "NOT_SERVING" };
   for (const s of MCKO_SERVICES) statusMap[s] = "NOT_SERVING";

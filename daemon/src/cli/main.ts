@@ -24,6 +24,7 @@ import { Secret } from "../util/secret.js";
 import { call, connect, decodeError, type Clients } from "./client.js";
 import { CliConfigError, defaultHome, resolveConnection, type ConnectionFlags } from "./client-config.js";
 import { initHome } from "./init.js";
+import { addHsmCommands } from "./hsm.js";
 import { printFields, printJson, printTable } from "./output.js";
 
 class UsageError extends Error {}
@@ -402,6 +403,8 @@ audit
       if (!r.valid) process.exitCode = 2;
     }),
   );
+
+addHsmCommands(program, { connection: () => resolveConnection(program.opts<ConnectionFlags>()), json });
 
 // ---- errors -----------------------------------------------------------------------------------------------------
 

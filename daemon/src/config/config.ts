@@ -49,6 +49,15 @@ export interface DaemonConfig {
   readonly schedulerIntervalMs: number;
   /** The PKCS#11 PIN when it came from the environment (never from the file). */
   readonly hsmPinFromEnv: string | undefined;
+  /** Master-key rotation (`masterKeyRotation` in the file). */
+  readonly masterKeyRotation: MasterKeyRotationConfig;
+}
+
+export interface MasterKeyRotationConfig {
+  /** Key records re-wrapped between two progress commits. Default 50. */
+  readonly batchSize: number;
+  /** Test hook for crash tests: halt the re-wrap after this many keys, leaving the rotation pending. Unset in production. */
+  readonly haltAfterKeys?: number;
 }
 
 export class ConfigError extends Error {
@@ -86,7 +95,7 @@ export function compileConfig(raw: Raw, file: string, env: NodeJS.ProcessEnv): D
     }
     return isAbsolute(v) ? v : resolve(base, v);
   };
-  const known = new Set(["listen", "tls", "dataDir", "hsm", "logLevel", "maxRequestBytes", "shutdownGraceMs", "schedulerIntervalMs", "allowEnvOverrides", "$comment"]);
+  const known = new Set(["listen", "tls", "dataDir", "hsm", "logLevel", "maxRequestBytes", "shutdownGraceMs", "schedulerIntervalMs", "allowEnvOverrides", "masterKeyRotation", "$comment"]);
   for (const k of Object.keys(raw)) if (!known.has(k)) problems.push(`${where(k)}: unknown key`);
 
   const allowEnv = raw.allowEnvOverrides === undefined ? true : raw.allowEnvOverrides === true;
@@ -159,6 +168,13 @@ export function compileConfig(raw: Raw, file: string, env: NodeJS.ProcessEnv): D
   const shutdownGraceMs = int(raw.shutdownGraceMs, "shutdownGraceMs", 10_000, 0, 600_000);
   const schedulerIntervalMs = int(raw.schedulerIntervalMs, "schedulerIntervalMs", 1_000, 50, 3_600_000);
 
+  const mkrRaw: Raw = raw.masterKeyRotation === undefined ? {} : isObject(raw.masterKeyRotation) ? raw.masterKeyRotation : (problems.push(`${where("masterKeyRotation")} must be an object`), {});
+  for (const k of Object.keys(mkrRaw)) if (k !== "batchSize" && k !== "haltAfterKeys") problems.push(`${where(`masterKeyRotation.${k}`)}: unknown key`);
+  const masterKeyRotation: MasterKeyRotationConfig = {
+    batchSize: int(mkrRaw.batchSize, "masterKeyRotation.batchSize", 50, 1, 1000),
+    ...(mkrRaw.haltAfterKeys !== undefined ? { haltAfterKeys: int(mkrRaw.haltAfterKeys, "masterKeyRotation.haltAfterKeys", 0, 0, 1_000_000_000) } : {}),
+  };
+
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
 
   if (hsm.backend === "software") checkPrivateFile(hsm.masterKeyFile, "hsm.masterKeyFile");
@@ -173,6 +189,7 @@ export function compileConfig(raw: Raw, file: string, env: NodeJS.ProcessEnv): D
     shutdownGraceMs,
     schedulerIntervalMs,
     hsmPinFromEnv: hsm.backend === "pkcs11" ? fromEnv("MCKO_HSM_PIN") : undefined,
+    masterKeyRotation,
   });
 }
 

@@ -23,13 +23,16 @@ export type Permission =
   | "keys.setState"
   | "keys.rotate"
   | "audit.list"
-  | "audit.verify";
+  | "audit.verify"
+  | "masterKey.rotate"
+  | "masterKey.get";
 
 const ROLE_PERMISSIONS: Readonly<Record<Role, ReadonlySet<Permission>>> = {
   admin: new Set<Permission>([
     "vaults.create", "vaults.update", "vaults.delete", "vaults.get",
     "keys.get", "keys.list", "keys.create", "keys.update", "keys.delete", "keys.setState", "keys.rotate",
     "audit.list", "audit.verify",
+    "masterKey.rotate", "masterKey.get",
   ]),
   "key-custodian": new Set<Permission>(["vaults.get", "keys.get", "keys.list", "keys.create", "keys.update", "keys.delete", "keys.setState", "keys.rotate"]),
   auditor: new Set<Permission>(["vaults.get", "keys.get", "keys.list", "audit.list", "audit.verify"]),

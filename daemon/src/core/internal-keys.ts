@@ -5,14 +5,16 @@
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import type { Hsm } from "../hsm/hsm.js";
-import type { JsonValue, Store } from "../store/store.js";
+import type { JsonValue, Mutation, Store } from "../store/store.js";
 import { Secret } from "../util/secret.js";
+import { InternalError } from "./errors.js";
 
-const MASTER = "internal/master";
+export const MASTER_RECORD_KEY = "internal/master";
+const MASTER = MASTER_RECORD_KEY;
 const AUDIT_KEY = "internal/audit-signing-key";
 const CREDENTIAL_KEY = "internal/credential-key";
 
-interface MasterRecord {
+export interface MasterRecord {
   kcv: string;
   backend: string;
   recordedAt: string;
@@ -41,13 +43,25 @@ export interface InternalKeys {
   readonly credentialKey: Secret;
 }
 
-/** Checks the master KCV against the record (recording it on first start) and loads or creates the internal keys. */
-export async function loadInternalKeys(internal: Store, hsm: Hsm, now: () => Date): Promise<InternalKeys> {
+/** What the HSM's current master must be at start; a pending master-key rotation changes it (master-key-rotation.ts). */
+export interface StartupMaster {
+  /** The expected current master KCV (default: the recorded one). */
+  readonly expected?: string | undefined;
+  /** A rotation was interrupted while the HSM created its new master: another current master is accepted. */
+  readonly newerMasterPossible?: boolean;
+}
+
+/**
+ * Checks the master KCV against the record (recording it on first start) and loads or creates the internal keys.
+ * The internal keys unwrap under any master the HSM holds (during a rotation they may still be under the old one).
+ */
+export async function loadInternalKeys(internal: Store, hsm: Hsm, now: () => Date, startup: StartupMaster = {}): Promise<InternalKeys> {
   const masterKcv = await hsm.masterKeyCheckValue();
   const recorded = await internal.get<MasterRecord>(MASTER);
-  if (recorded && recorded.value.kcv !== masterKcv) {
+  const expected = startup.expected ?? recorded?.value.kcv;
+  if (expected !== undefined && expected !== masterKcv && !startup.newerMasterPossible) {
     throw new StartupError(
-      `master key mismatch: this vault was created under master key KCV ${recorded.value.kcv}, but the ${hsm.kind} HSM's master key has KCV ${masterKcv}. ` +
+      `master key mismatch: this vault was created under master key KCV ${expected}, but the ${hsm.kind} HSM's master key has KCV ${masterKcv}. ` +
         "Point the configuration at the right key file / token, or restore the right master key; the vault files were not touched.",
     );
   }
@@ -95,4 +109,29 @@ export async function loadInternalKeys(internal: Store, hsm: Hsm, now: () => Dat
   }
   const credentialKey = await hsm.unwrapSecret(Buffer.from(cred!.value.blob, "base64"));
   return { masterKcv, auditSigningKey, auditPublicKey, credentialKey };
+}
+
+/**
+ * Master-key rotation's last step: re-wraps the internal keys under the HSM's current master (`target`) and
+ * switches the master record to it, in one internal-store commit (so a start sees both or neither).
+ */
+export async function rewrapInternalKeys(internal: Store, hsm: Hsm, target: string, now: Date): Promise<void> {
+  const current = await hsm.masterKeyCheckValue();
+  if (current !== target) throw new InternalError(`the HSM's current master is ${current}, not the rotation's new master ${target}`);
+  const master = await internal.get<MasterRecord>(MASTER);
+  const mutations: Mutation[] = [];
+  for (const key of [AUDIT_KEY, CREDENTIAL_KEY]) {
+    const rec = await internal.get<WrappedInternalKey>(key);
+    if (!rec) continue;
+    const secret = await hsm.unwrapSecret(Buffer.from(rec.value.blob, "base64"));
+    try {
+      const value: WrappedInternalKey = { ...rec.value, blob: (await hsm.wrapSecret(secret)).toString("base64"), masterKcv: target };
+      mutations.push({ op: "put", key, value: value as unknown as JsonValue, expectVersion: rec.version });
+    } finally {
+      secret.dispose();
+    }
+  }
+  const value: MasterRecord = { kcv: target, backend: hsm.kind, recordedAt: now.toISOString() };
+  mutations.push({ op: "put", key: MASTER, value: value as unknown as JsonValue, expectVersion: master?.version ?? 0 });
+  await internal.commit({ mutations });
 }
