@@ -13,7 +13,13 @@ import { SYSTEM_PRINCIPAL } from "./core/authz.js";
 import { systemClock, type Clock } from "./core/clock.js";
 import { StartupError, loadInternalKeys } from "./core/internal-keys.js";
 import { MasterKeyRotationService, startupMasterKcv } from "./core/master-key-rotation.js";
-import { KeyService } from "./core/keys.js";
+import { KeyService, type KeyChangeListener } from "./core/keys.js";
+import { KeystoreService } from "./core/keystores.js";
+import { DistributionService } from "./core/distributions.js";
+import { CredentialCipher } from "./core/credential-cipher.js";
+import { ConnectorRegistry } from "./cloud/registry.js";
+import { awsKmsFactory } from "./cloud/aws-kms/connector.js";
+import type { Secret } from "./util/secret.js";
 import { KeyedLock, KeyedRwLock } from "./core/locks.js";
 import { VaultService } from "./core/vaults.js";
 import { bind, buildServer, setServing } from "./api/server.js";
@@ -84,7 +90,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger, clock: Cloc
     }
     const keys = await loadInternalKeys(internal, hsm, () => clock.now(), startup);
     store = await LowdbStore.open({ dir: vaultDir(config), sealer: new AuditSealer(keys.auditSigningKey) });
-    return await serve(config, log, clock, { internal, hsm, store, auditPublicKey: keys.auditPublicKey, dispose: () => keys.credentialKey.dispose() }, caPem, certPem, keyPem, (s) => (state = s), () => state);
+    return await serve(config, log, clock, { internal, hsm, store, auditPublicKey: keys.auditPublicKey, credentialKey: keys.credentialKey, dispose: () => keys.credentialKey.dispose() }, caPem, certPem, keyPem, (s) => (state = s), () => state);
   } catch (e) {
     await store?.close().catch(() => undefined);
     await hsm?.close().catch(() => undefined);
@@ -98,6 +104,7 @@ interface Opened {
   readonly hsm: Hsm;
   readonly store: Store;
   readonly auditPublicKey: KeyObject;
+  readonly credentialKey: Secret;
   readonly dispose: () => void;
 }
 
@@ -116,9 +123,10 @@ async function serve(
   const ids = { uuid: () => randomUUID() };
   const vaultLock = new KeyedRwLock();
   const audit = new AuditLog({ store, clock, journalFile: journalFile(config), publicKey: opened.auditPublicKey });
+  const keyListeners: KeyChangeListener[] = [];
   const vaults = new VaultService({ store, audit, clock, ids, vaultLock });
   const keyLock = new KeyedLock();
-  const keys = new KeyService({ store, hsm, audit, clock, ids, keyLock, vaultLock });
+  const keys = new KeyService({ store, hsm, audit, clock, ids, keyLock, vaultLock, listeners: keyListeners });
   const masterKeyRotation = new MasterKeyRotationService({
     internal,
     store,
@@ -133,10 +141,24 @@ async function serve(
     onError: (message) => log.error({ err: message }, "master key rotation stopped; it resumes on the next start or RotateMasterKey"),
   });
   await keys.loadSchedule(await vaults.ids());
+  const keystores = new KeystoreService({
+    store,
+    audit,
+    clock,
+    ids,
+    registry: new ConnectorRegistry([awsKmsFactory]),
+    cipher: new CredentialCipher(opened.credentialKey),
+    vaultLock,
+    keystoreLock: new KeyedLock(),
+    cloudAttemptTimeoutMs: config.cloudAttemptTimeoutMs,
+    cloudDeadlineMs: config.cloudDeadlineMs,
+  });
+  const distributions = new DistributionService({ store, hsm, audit, clock, ids, keys, keystores, lock: new KeyedLock(), log });
+  keyListeners.push(distributions);
 
   // TLS 1.3 only, for every TLS context this daemon process creates (the server's included).
   tls.DEFAULT_MIN_VERSION = "TLSv1.3";
-  const built = buildServer({ log, audit, keys, vaults, masterKeyRotation, isDraining: () => getState() !== "SERVING", tls: { caPem, certPem, keyPem }, maxRequestBytes: config.maxRequestBytes });
+  const built = buildServer({ log, audit, keys, vaults, keystores, distributions, masterKeyRotation, isDraining: () => getState() !== "SERVING", tls: { caPem, certPem, keyPem }, maxRequestBytes: config.maxRequestBytes });
   let port: number;
   try {
     port = await bind(built.server, config.listen.host, config.listen.port, built.credentials);
@@ -161,6 +183,21 @@ async function serve(
   timer.unref();
 
   log.info({ host: config.listen.host, port, hsm: hsm.kind, dataDir: config.dataDir }, "mckod serving");
+  // Finish pushes a crash interrupted and catch up with key changes, now and periodically.
+  let reconciling = false;
+  const reconcile = () => {
+    if (reconciling || getState() !== "SERVING") return;
+    reconciling = true;
+    vaults
+      .ids()
+      .then((ids) => distributions.reconcile(ids))
+      .then((n) => n > 0 && log.info({ distributions: n }, "reconciler converged distributions"))
+      .catch((e: unknown) => log.error({ err: e instanceof Error ? e.message : String(e) }, "reconciler pass failed"))
+      .finally(() => (reconciling = false));
+  };
+  reconcile();
+  const reconcileTimer = setInterval(reconcile, config.reconcileIntervalMs);
+  reconcileTimer.unref();
   // A master-key rotation interrupted by a stop or a crash carries on in the background.
   masterKeyRotation.resume();
 
@@ -170,6 +207,7 @@ async function serve(
       setState("DRAINING");
       setServing(built.health, false);
       clearInterval(timer);
+      clearInterval(reconcileTimer);
       await masterKeyRotation.stop();
       log.info({ graceMs: config.shutdownGraceMs }, "draining");
       await new Promise<void>((resolve) => {
@@ -183,6 +221,8 @@ async function serve(
           resolve();
         });
       });
+      await distributions.drain();
+      keystores.close();
       await store.close();
       await internal.close();
       await hsm.close();

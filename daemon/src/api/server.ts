@@ -17,6 +17,12 @@ import { fileURLToPath } from "node:url";
 import { AuditServiceService } from "../../../protos/gen/mcko/v1/audit_service.js";
 import { KeyServiceService } from "../../../protos/gen/mcko/v1/key_service.js";
 import { VaultServiceService } from "../../../protos/gen/mcko/v1/vault_service.js";
+import { KeystoreServiceService } from "../../../protos/gen/mcko/v1/keystore_service.js";
+import { DistributionServiceService } from "../../../protos/gen/mcko/v1/distribution_service.js";
+import type { KeystoreService } from "../core/keystores.js";
+import type { DistributionService } from "../core/distributions.js";
+import { keystoreServiceHandlers } from "./keystore-service.js";
+import { distributionServiceHandlers } from "./distribution-service.js";
 import { MasterKeyServiceService } from "../../../protos/gen/mcko/v1/master_key_service.js";
 import type { MasterKeyRotationService } from "../core/master-key-rotation.js";
 import { masterKeyServiceHandlers } from "./master-key-service.js";
@@ -34,13 +40,15 @@ import type { CertificateProvider } from "@grpc/grpc-js/build/src/certificate-pr
 
 const here = dirname(fileURLToPath(import.meta.url));
 const DESCRIPTORS = join(here, "../../../protos/gen/mcko.binpb");
-export const MCKO_SERVICES = ["mcko.v1.VaultService", "mcko.v1.KeyService", "mcko.v1.AuditService", "mcko.v1.MasterKeyService"] as const;
+export const MCKO_SERVICES = ["mcko.v1.VaultService", "mcko.v1.KeyService", "mcko.v1.AuditService", "mcko.v1.KeystoreService", "mcko.v1.DistributionService", "mcko.v1.MasterKeyService"] as const;
 
 export interface ServerDeps {
   readonly log: Logger;
   readonly audit: AuditLog;
   readonly keys: KeyService;
   readonly vaults: VaultService;
+  readonly keystores: KeystoreService;
+  readonly distributions: DistributionService;
   readonly masterKeyRotation: MasterKeyRotationService;
   readonly isDraining: () => boolean;
   readonly tls: { readonly caPem: Buffer; readonly certPem: Buffer; readonly keyPem: Buffer };
@@ -107,6 +115,8 @@ export function buildServer(deps: ServerDeps): BuiltServer {
   server.addService(VaultServiceService, vaultServiceHandlers({ ...apiDeps, vaults: deps.vaults }));
   server.addService(KeyServiceService, keyServiceHandlers({ ...apiDeps, keys: deps.keys }));
   server.addService(AuditServiceService, auditServiceHandlers({ ...apiDeps, auditLog: deps.audit }));
+  server.addService(KeystoreServiceService, keystoreServiceHandlers({ ...apiDeps, keystores: deps.keystores }));
+  server.addService(DistributionServiceService, distributionServiceHandlers({ ...apiDeps, distributions: deps.distributions }));
   server.addService(MasterKeyServiceService, masterKeyServiceHandlers({ ...apiDeps, masterKeyRotation: deps.masterKeyRotation }));
 
   const statusMap: Record<string, "SERVING" | "NOT_SERVING"> = { "": "NOT_SERVING" };

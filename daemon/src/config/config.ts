@@ -49,6 +49,12 @@ export interface DaemonConfig {
   readonly schedulerIntervalMs: number;
   /** The PKCS#11 PIN when it came from the environment (never from the file). */
   readonly hsmPinFromEnv: string | undefined;
+  /** Timeout of one cloud call attempt (keystore connectors). */
+  readonly cloudAttemptTimeoutMs: number;
+  /** Bound of one cloud call including retries with backoff. */
+  readonly cloudDeadlineMs: number;
+  /** How often the distribution reconciler finishes pending pushes and catches up with key changes. */
+  readonly reconcileIntervalMs: number;
   /** Master-key rotation (`masterKeyRotation` in the file). */
   readonly masterKeyRotation: MasterKeyRotationConfig;
 }
@@ -95,7 +101,7 @@ export function compileConfig(raw: Raw, file: string, env: NodeJS.ProcessEnv): D
     }
     return isAbsolute(v) ? v : resolve(base, v);
   };
-  const known = new Set(["listen", "tls", "dataDir", "hsm", "logLevel", "maxRequestBytes", "shutdownGraceMs", "schedulerIntervalMs", "allowEnvOverrides", "masterKeyRotation", "$comment"]);
+  const known = new Set(["listen", "tls", "dataDir", "hsm", "logLevel", "maxRequestBytes", "shutdownGraceMs", "schedulerIntervalMs", "allowEnvOverrides", "cloudAttemptTimeoutMs", "cloudDeadlineMs", "reconcileIntervalMs", "masterKeyRotation", "$comment"]);
   for (const k of Object.keys(raw)) if (!known.has(k)) problems.push(`${where(k)}: unknown key`);
 
   const allowEnv = raw.allowEnvOverrides === undefined ? true : raw.allowEnvOverrides === true;
@@ -167,6 +173,9 @@ export function compileConfig(raw: Raw, file: string, env: NodeJS.ProcessEnv): D
   const maxRequestBytes = int(raw.maxRequestBytes, "maxRequestBytes", 4 * 1024 * 1024, 64 * 1024, 64 * 1024 * 1024);
   const shutdownGraceMs = int(raw.shutdownGraceMs, "shutdownGraceMs", 10_000, 0, 600_000);
   const schedulerIntervalMs = int(raw.schedulerIntervalMs, "schedulerIntervalMs", 1_000, 50, 3_600_000);
+  const cloudAttemptTimeoutMs = int(raw.cloudAttemptTimeoutMs, "cloudAttemptTimeoutMs", 15_000, 100, 600_000);
+  const cloudDeadlineMs = int(raw.cloudDeadlineMs, "cloudDeadlineMs", 60_000, 100, 3_600_000);
+  const reconcileIntervalMs = int(raw.reconcileIntervalMs, "reconcileIntervalMs", 60_000, 50, 86_400_000);
 
   const mkrRaw: Raw = raw.masterKeyRotation === undefined ? {} : isObject(raw.masterKeyRotation) ? raw.masterKeyRotation : (problems.push(`${where("masterKeyRotation")} must be an object`), {});
   for (const k of Object.keys(mkrRaw)) if (k !== "batchSize" && k !== "haltAfterKeys") problems.push(`${where(`masterKeyRotation.${k}`)}: unknown key`);
@@ -189,6 +198,9 @@ export function compileConfig(raw: Raw, file: string, env: NodeJS.ProcessEnv): D
     shutdownGraceMs,
     schedulerIntervalMs,
     hsmPinFromEnv: hsm.backend === "pkcs11" ? fromEnv("MCKO_HSM_PIN") : undefined,
+    cloudAttemptTimeoutMs,
+    cloudDeadlineMs,
+    reconcileIntervalMs,
     masterKeyRotation,
   });
 }

@@ -24,19 +24,35 @@ export type Permission =
   | "keys.rotate"
   | "audit.list"
   | "audit.verify"
+  | "keystores.get"
+  | "keystores.list"
+  | "keystores.create"
+  | "keystores.update"
+  | "keystores.delete"
+  | "keystores.test"
+  | "distributions.get"
+  | "distributions.list"
+  | "distributions.create"
+  | "distributions.delete"
+  | "distributions.sync"
   | "masterKey.rotate"
   | "masterKey.get";
+
+/** Keystores and distributions: read for every role, write for admin and key-custodian. */
+const KEYSTORE_READ: readonly Permission[] = ["keystores.get", "keystores.list", "distributions.get", "distributions.list"];
+const KEYSTORE_WRITE: readonly Permission[] = ["keystores.create", "keystores.update", "keystores.delete", "keystores.test", "distributions.create", "distributions.delete", "distributions.sync"];
 
 const ROLE_PERMISSIONS: Readonly<Record<Role, ReadonlySet<Permission>>> = {
   admin: new Set<Permission>([
     "vaults.create", "vaults.update", "vaults.delete", "vaults.get",
     "keys.get", "keys.list", "keys.create", "keys.update", "keys.delete", "keys.setState", "keys.rotate",
     "audit.list", "audit.verify",
+    ...KEYSTORE_WRITE, ...KEYSTORE_READ,
     "masterKey.rotate", "masterKey.get",
   ]),
-  "key-custodian": new Set<Permission>(["vaults.get", "keys.get", "keys.list", "keys.create", "keys.update", "keys.delete", "keys.setState", "keys.rotate"]),
-  auditor: new Set<Permission>(["vaults.get", "keys.get", "keys.list", "audit.list", "audit.verify"]),
-  viewer: new Set<Permission>(["vaults.get", "keys.get", "keys.list"]),
+  "key-custodian": new Set<Permission>(["vaults.get", "keys.get", "keys.list", "keys.create", "keys.update", "keys.delete", "keys.setState", "keys.rotate", ...KEYSTORE_WRITE, ...KEYSTORE_READ]),
+  auditor: new Set<Permission>(["vaults.get", "keys.get", "keys.list", "audit.list", "audit.verify", ...KEYSTORE_READ]),
+  viewer: new Set<Permission>(["vaults.get", "keys.get", "keys.list", ...KEYSTORE_READ]),
 };
 
 export interface RoleGrant {

@@ -31,6 +31,12 @@ export function formatVaultName(vault: string): string {
 export function formatKeyName(vault: string, key: string): string {
   return `vaults/${vault}/keys/${key}`;
 }
+export function formatKeystoreName(vault: string, keystore: string): string {
+  return `vaults/${vault}/keystores/${keystore}`;
+}
+export function formatDistributionName(vault: string, key: string, keystore: string): string {
+  return `vaults/${vault}/keys/${key}/distributions/${keystore}`;
+}
 export function formatAuditEventName(vault: string | undefined, seq: number): string {
   return `vaults/${vault ?? "-"}/auditEvents/${seq}`;
 }
@@ -50,6 +56,32 @@ export function parseKeyName(name: string): KeyName | undefined {
   return { vault: parts[1]!, key: parts[3]! };
 }
 
+export interface KeystoreName {
+  readonly vault: string;
+  readonly keystore: string;
+}
+export interface DistributionName {
+  readonly vault: string;
+  readonly key: string;
+  readonly keystore: string;
+}
+
+/** Parses `vaults/{vault}/keystores/{keystore}`; undefined when the string is not one. */
+export function parseKeystoreName(name: string): KeystoreName | undefined {
+  const parts = name.split("/");
+  if (parts.length !== 4 || parts[0] !== "vaults" || parts[2] !== "keystores") return undefined;
+  if (!isValidVaultId(parts[1]!) || !isValidChildId(parts[3]!)) return undefined;
+  return { vault: parts[1]!, keystore: parts[3]! };
+}
+
+/** Parses `vaults/{vault}/keys/{key}/distributions/{keystore}`; undefined when the string is not one. */
+export function parseDistributionName(name: string): DistributionName | undefined {
+  const parts = name.split("/");
+  if (parts.length !== 6 || parts[0] !== "vaults" || parts[2] !== "keys" || parts[4] !== "distributions") return undefined;
+  if (!isValidVaultId(parts[1]!) || !isValidChildId(parts[3]!) || !isValidChildId(parts[5]!)) return undefined;
+  return { vault: parts[1]!, key: parts[3]!, keystore: parts[5]! };
+}
+
 /** The vault a resource name belongs to (`vaults/{v}/…`), or undefined. */
 export function vaultOfResource(name: string): string | undefined {
   const m = /^vaults\/([^/]+)/.exec(name);
@@ -63,4 +95,9 @@ export const storeKeys = {
   key: (vault: string, key: string) => `key/${vault}/${key}`,
   keyPrefix: (vault: string) => `key/${vault}/`,
   request: (requestId: string) => `request/${requestId}`,
+  keystore: (vault: string, keystore: string) => `keystore/${vault}/${keystore}`,
+  keystorePrefix: (vault: string) => `keystore/${vault}/`,
+  distribution: (vault: string, key: string, keystore: string) => `dist/${vault}/${key}/${keystore}`,
+  distributionKeyPrefix: (vault: string, key: string) => `dist/${vault}/${key}/`,
+  distributionVaultPrefix: (vault: string) => `dist/${vault}/`,
 } as const;
