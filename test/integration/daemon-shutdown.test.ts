@@ -19,6 +19,8 @@ test("SIGTERM drains in-flight calls, refuses new ones, and exits 0", async (t) 
     const inflight = Array.from({ length: 4 }, (_, i) => rpc(c.keys, c.keys.createKey, { parent: "vaults/drain", keyId: `slow${i}`, key: keyMsg(KeyAlgorithm.KEY_ALGORITHM_RSA_4096), initialState: 0, requestId: "" }, 120_000));
     await new Promise((r) => setTimeout(r, 300));
     daemon.child.kill("SIGTERM");
+    // Wait for the daemon to say it is draining (the signal is handled asynchronously).
+    for (let i = 0; i < 500 && !/draining/.test(daemon.logs()); i++) await new Promise((r) => setTimeout(r, 20));
     const late = await rpc(c.keys, c.keys.getKey, { name: "vaults/drain/keys/slow0" }, 10_000).then(
       () => undefined,
       (e: grpc.ServiceError) => e.code,

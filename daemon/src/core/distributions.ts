@@ -26,7 +26,8 @@ import type { Clock, IdSource } from "./clock.js";
 import { fromConnectorError } from "./cloud-errors.js";
 import { AlreadyExistsError, FailedPreconditionError, MckoError, NotFoundError, UnavailableError } from "./errors.js";
 import { isDestroyed, type KeyState } from "./key-state.js";
-import { requestFingerprint, requestMutation, wrappedVersion, type Key, type KeyChange, type KeyChangeListener, type KeyRecord, type KeyService } from "./keys.js";
+import { isReplay, requestFingerprint, requestMutation } from "./requests.js";
+import { wrappedVersion, type Key, type KeyChange, type KeyChangeListener, type KeyRecord, type KeyService } from "./keys.js";
 import { CONFIG_FIELD, type KeystoreRecord, type KeystoreService } from "./keystores.js";
 import type { KeyedLock } from "./locks.js";
 import { formatDistributionName, formatKeyName, formatKeystoreName, storeKeys } from "./names.js";
@@ -169,7 +170,7 @@ export class DistributionService implements KeyChangeListener {
   async create(actor: Actor, input: { vault: string; key: string; keystore: string; cloudName: string; requestId?: string; callerCredentials?: ConnectorCredentials }): Promise<Distribution> {
     const name = formatDistributionName(input.vault, input.key, input.keystore);
     const fingerprint = requestFingerprint({ m: "CreateDistribution", vault: input.vault, key: input.key, keystore: input.keystore, cloudName: input.cloudName });
-    if (input.requestId && (await this.#replay(input.requestId, fingerprint))) {
+    if (input.requestId && (await isReplay(this.deps.store, input.requestId, fingerprint))) {
       return toDistribution(await this.#getRecord(input.vault, input.key, input.keystore));
     }
     const keyRec = await this.deps.keys.getRecord(input.vault, input.key);
@@ -643,14 +644,6 @@ export class DistributionService implements KeyChangeListener {
     return rec;
   }
 
-  async #replay(requestId: string, fingerprint: string): Promise<boolean> {
-    const prior = await this.deps.store.get<{ fingerprint: string; resource: string }>(storeKeys.request(requestId));
-    if (!prior) return false;
-    if (prior.value.fingerprint !== fingerprint) {
-      throw new AlreadyExistsError(`request_id ${requestId}`, `request_id ${requestId} was already used for a different request (${prior.value.resource}); use a new UUID`, "REQUEST_ID_REUSED");
-    }
-    return true;
-  }
 }
 
 function allCloudKeys(r: DistributionRecord): CloudKeyRef[] {

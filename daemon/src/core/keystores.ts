@@ -16,7 +16,7 @@ import type { Clock, IdSource } from "./clock.js";
 import { fromConnectorError } from "./cloud-errors.js";
 import type { CredentialCipher, SealedCredentials } from "./credential-cipher.js";
 import { AbortedError, AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, type FieldViolation } from "./errors.js";
-import { requestFingerprint, requestMutation } from "./keys.js";
+import { isReplay, requestFingerprint, requestMutation } from "./requests.js";
 import type { KeyedLock, KeyedRwLock } from "./locks.js";
 import { formatKeystoreName, formatVaultName, storeKeys } from "./names.js";
 
@@ -141,7 +141,7 @@ export class KeystoreService {
   async create(actor: Actor, input: CreateKeystoreInput): Promise<Keystore> {
     const name = formatKeystoreName(input.vault, input.keystoreId);
     const fingerprint = requestFingerprint({ m: "CreateKeystore", vault: input.vault, id: input.keystoreId, type: input.type, settings: input.settings, options: optionsOf(input) });
-    if (input.requestId && !input.validateOnly && (await this.#replay(input.requestId, fingerprint))) return this.get(input.vault, input.keystoreId);
+    if (input.requestId && !input.validateOnly && (await isReplay(this.deps.store, input.requestId, fingerprint))) return this.get(input.vault, input.keystoreId);
     const factory = this.#factory(input.type);
     const prefix = `keystore.${CONFIG_FIELD[input.type]}`;
     const stored = input.credentialSource === "STORED";
@@ -189,7 +189,7 @@ export class KeystoreService {
         await this.deps.store.commit({ mutations, journal: [toJournalEntry(event)] });
       } catch (e) {
         if (e instanceof StoreConflictError) {
-          if (input.requestId && (await this.#replay(input.requestId, fingerprint))) return this.get(input.vault, input.keystoreId);
+          if (input.requestId && (await isReplay(this.deps.store, input.requestId, fingerprint))) return this.get(input.vault, input.keystoreId);
           throw new AlreadyExistsError(name, `keystore ${name} already exists`);
         }
         throw e;
@@ -393,14 +393,6 @@ export class KeystoreService {
     if (!(await this.deps.store.get(storeKeys.vault(vault)))) throw new NotFoundError(formatVaultName(vault), "vault");
   }
 
-  async #replay(requestId: string, fingerprint: string): Promise<boolean> {
-    const prior = await this.deps.store.get<{ fingerprint: string; resource: string }>(storeKeys.request(requestId));
-    if (!prior) return false;
-    if (prior.value.fingerprint !== fingerprint) {
-      throw new AlreadyExistsError(`request_id ${requestId}`, `request_id ${requestId} was already used for a different request (${prior.value.resource}); use a new UUID`, "REQUEST_ID_REUSED");
-    }
-    return true;
-  }
 }
 
 function optionsOf(o: KeystoreOptions): KeystoreOptions {
