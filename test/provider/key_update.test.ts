@@ -32,12 +32,16 @@ resource "mcko_key" "k" {
 }
 `;
 
-accTest("key_update: labels, rotation_period and state change in place, in NIST order", async (t) => {
-  const ws = acc.workspace();
+// One key through three serial steps (kept apart so no single test runs long on a loaded machine).
+let ws: ReturnType<Acc["workspace"]>;
+let kcv: string | undefined;
+
+accTest("key_update: labels and rotation_period change in place through UpdateKey", async (t) => {
+  ws = acc.workspace();
   ws.writeConfig(config(`labels = { env = "dev" }`));
   await applyClean(t, ws, acc);
   const first = await getKey("vaults/upd/keys/k1");
-  const kcv = first.versions[0]?.kcv;
+  kcv = first.versions[0]?.kcv;
 
   ws.writeConfig(config(`labels = { env = "prod", tier = "1" }\n  rotation_period = "1440m"`));
   const plan = await planExit(t, ws, 2);
@@ -45,7 +49,7 @@ accTest("key_update: labels, rotation_period and state change in place, in NIST 
   t.notRegex(plan.stdout, /must be replaced/);
   const upd = await applyClean(t, ws, acc);
   t.regex(upd.stdout, /0 added, 1 changed, 0 destroyed/);
-  let k = await getKey("vaults/upd/keys/k1");
+  const k = await getKey("vaults/upd/keys/k1");
   t.deepEqual(k.labels, { env: "prod", tier: "1" });
   t.is(k.rotationPeriod?.seconds, 86400n);
   t.is(stateAttributes(ws, "mcko_key.k")?.["rotation_period"], "1440m", "the configured spelling is kept");
@@ -54,23 +58,27 @@ accTest("key_update: labels, rotation_period and state change in place, in NIST 
   // The same period spelled differently is no change.
   ws.writeConfig(config(`labels = { env = "prod", tier = "1" }\n  rotation_period = "24h"`));
   await planExit(t, ws, 0);
+});
 
+accTest("key_update: state ACTIVE → SUSPENDED → ACTIVE in place through SetKeyState", async (t) => {
   ws.writeConfig(config(`labels = { env = "prod", tier = "1" }\n  state = "SUSPENDED"`));
   await applyClean(t, ws, acc);
-  k = await getKey("vaults/upd/keys/k1");
+  const k = await getKey("vaults/upd/keys/k1");
   t.is(k.state, KeyState.KEY_STATE_SUSPENDED);
   t.is(k.rotationPeriod, undefined, "rotation_period removed from config: scheduled rotation off");
 
   ws.writeConfig(config(`labels = { env = "prod", tier = "1" }`));
   await applyClean(t, ws, acc);
   t.is((await getKey("vaults/upd/keys/k1")).state, KeyState.KEY_STATE_ACTIVE, "state unset means ACTIVE");
+});
 
+accTest("key_update: ACTIVE → DESTROYED is applied in NIST order through DEACTIVATED", async (t) => {
   // ACTIVE → DESTROYED is not one NIST step: applied as DEACTIVATED, then DESTROYED; the KCVs become empty.
   ws.writeConfig(config(`state = "DESTROYED"`));
   const destroyPlan = await planExit(t, ws, 2);
   t.regex(destroyPlan.stdout, /~ state\s+= "ACTIVE" -> "DESTROYED"/);
   await applyClean(t, ws, acc);
-  k = await getKey("vaults/upd/keys/k1");
+  const k = await getKey("vaults/upd/keys/k1");
   t.is(k.state, KeyState.KEY_STATE_DESTROYED);
   t.truthy(k.deactivationTime, "went through DEACTIVATED");
   t.is(stateAttributes(ws, "mcko_key.k")?.["kcv"], "");
