@@ -201,6 +201,11 @@ export class MasterKeyRotationService {
       .finally(() => (this.#worker = undefined));
   }
 
+  /** Resolves when no background work runs (the rotation finished, stopped on an error, or none was pending). */
+  async idle(): Promise<void> {
+    await this.#worker;
+  }
+
   /** Stops the background work between two steps and waits for it; the rotation stays pending. */
   async stop(): Promise<void> {
     this.#stopping = true;
