@@ -176,6 +176,21 @@ export class AwsKmsConnector implements KeystoreConnector {
     this.api.destroy();
   }
 
+  /** One pass over ListKeys/ListResourceTags inside a single attempt (used between CreateKey attempts). */
+  async #findByTagOnce(requestId: string, o: { abortSignal: AbortSignal }): Promise<CloudKeyRef | undefined> {
+    let marker: string | undefined;
+    do {
+      const page = await this.api.listKeys(marker, o);
+      for (const k of page.Keys ?? []) {
+        if (!k.KeyId) continue;
+        const tags = await this.api.listResourceTags(k.KeyId, o).catch(() => undefined);
+        if (tags?.Tags?.some((t) => t.TagKey === REQUEST_ID_TAG && t.TagValue === requestId)) return { id: k.KeyId, uri: k.KeyArn ?? k.KeyId };
+      }
+      marker = page.Truncated ? page.NextMarker : undefined;
+    } while (marker);
+    return undefined;
+  }
+
   // ---- internals ---------------------------------------------------------------------------------------------
 
   #spec(algorithm: KeyAlgorithm): Spec {
@@ -190,8 +205,15 @@ export class AwsKmsConnector implements KeystoreConnector {
 
   async #createKey(req: PushRequest, spec: Spec): Promise<CloudKeyRef> {
     const tags = { ...req.tags, [REQUEST_ID_TAG]: req.requestId };
-    const out = await this.#call("CreateKey", (o) =>
-      this.api.createKey(
+    // A CreateKey whose answer was lost (timeout, 5xx after the fact) may have made the key: before trying again,
+    // look for it by its request-id tag, so a retry never makes a second one.
+    let attempt = 0;
+    const out = await this.#call("CreateKey", async (o) => {
+      if (attempt++ > 0) {
+        const found = await this.#findByTagOnce(req.requestId, o);
+        if (found) return { KeyMetadata: { KeyId: found.id, Arn: found.uri }, $metadata: {} };
+      }
+      return this.api.createKey(
         {
           Origin: "EXTERNAL",
           KeySpec: spec.keySpec,
@@ -200,8 +222,8 @@ export class AwsKmsConnector implements KeystoreConnector {
           Tags: Object.entries(tags).map(([TagKey, TagValue]) => ({ TagKey, TagValue })),
         },
         o,
-      ),
-    );
+      );
+    });
     const meta = out.KeyMetadata;
     if (!meta?.KeyId) throw new ConnectorError("REJECTED", "AWS KMS CreateKey answered without a key id", { operation: "CreateKey" });
     return { id: meta.KeyId, uri: meta.Arn ?? meta.KeyId };
