@@ -62,7 +62,7 @@ async function world(t: { teardown(fn: () => void): void }) {
     return hsm;
   };
   /** Every version is under `kcv` and unwraps to its recorded KCV; the keyring holds only `kcv`. */
-  const checkAllUnder = async (tt: { is(a: unknown, b: unknown, m?: string): void; deepEqual(a: unknown, b: unknown): void }, kcv: string) => {
+  const checkAllUnder = async (tt: { is(a: unknown, b: unknown, m?: string): void; deepEqual(a: unknown, b: unknown): void }, kcv: string, versions = 8) => {
     const page = await store.list<KeyRecord>("key/", { pageSize: 100 });
     let n = 0;
     for (const rec of page.records) {
@@ -73,13 +73,13 @@ async function world(t: { teardown(fn: () => void): void }) {
         n++;
       }
     }
-    tt.is(n, 8);
+    tt.is(n, versions);
     const keyring = await readKeyring(keyFile);
     tt.deepEqual([...keyring.keys.keys()], [kcv]);
     for (const k of keyring.keys.values()) k.fill(0);
     tt.is((await internal.get<{ kcv: string }>("internal/master"))?.value.kcv, kcv);
   };
-  return { internal, store, oldKcv, errors, hsm: () => hsm, service, restart, checkAllUnder };
+  return { internal, store, oldKcv, errors, keys, hsm: () => hsm, service, restart, checkAllUnder };
 }
 
 test("a rotation re-wraps every version and the internal keys, switches the recorded KCV and destroys the old master", async (t) => {
@@ -125,3 +125,19 @@ async function interruptedWhileCreating(t: ExecutionContext, creationLanded: boo
 
 test("interrupted in CREATING after the keyring already named the new master current: the start adopts it and finishes", (t) => interruptedWhileCreating(t, true));
 test("interrupted in CREATING before the HSM made the new master: the resume makes it and finishes", (t) => interruptedWhileCreating(t, false));
+
+test("keys created and rotated while the rotation starts and runs end up under the new master too", async (t) => {
+  const w = await world(t);
+  const svc = w.service(w.hsm());
+  // Fired before the start: some generate under the old master and commit after the walk passed them.
+  const changes = Array.from({ length: 12 }, (_, i) =>
+    i % 3 === 2 ? w.keys.rotate(actor, "v", `k${i % 4}`, undefined, undefined) : w.keys.create(actor, { vault: "v", keyId: `n${i}`, algorithm: "AES_256", labels: {} }),
+  );
+  const started = await svc.start(actor);
+  await Promise.all(changes);
+  await svc.idle();
+  const done = await svc.get(started.name.split("/")[1]!);
+  t.is(done.state, "DONE");
+  await w.checkAllUnder(t, done.newMasterKcv, 8 + 12);
+  t.deepEqual(w.errors, []);
+});
