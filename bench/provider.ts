@@ -35,3 +35,62 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       `(bare node start ${r.nodeMs.toFixed(0)} ms; ratio ${(r.providerMs / r.nodeMs).toFixed(1)}x)`,
   );
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// `terraform plan` over 300 MCKO resources (a vault and 299 keys, each refreshed from the real daemon) against the
+// same plan over 300 `terraform_data` resources (Terraform's built-in provider: no plugin process, no network), in
+// the same run. Both configurations are applied first; then rounds of one plan each, interleaved, and the medians.
+// The ratio is what the MCKO provider (Node start-up ×3 processes, schema, 300 ReadResource + PlanResourceChange
+// over gRPC, 300 GetKey calls to the daemon) costs over Terraform's own per-resource work.
+
+export interface PlanBench {
+  readonly resources: number;
+  readonly mckoPlanMs: number;
+  readonly terraformDataPlanMs: number;
+  readonly ratio: number;
+}
+
+export async function benchPlan300(rounds = Number(process.env["BENCH_ROUNDS"] ?? 3), count = 300): Promise<PlanBench> {
+  const { startAcc, PROVIDER_HEADER } = await import("../test/provider/acc-harness.js");
+  const acc = await startAcc();
+  try {
+    const mcko = acc.workspace();
+    const keys = Array.from(
+      { length: count - 1 },
+      (_, i) => `resource "mcko_key" "k${i}" {\n  vault     = mcko_vault.b.id\n  name      = "k${i}"\n  algorithm = "AES_256"\n  labels    = { n = "${i}" }\n}\n`,
+    ).join("");
+    mcko.writeConfig(`${PROVIDER_HEADER}\nresource "mcko_vault" "b" {\n  name = "bench"\n}\n${keys}`);
+    const base = acc.workspace();
+    base.writeConfig(Array.from({ length: count }, (_, i) => `resource "terraform_data" "d${i}" {\n  input = { name = "k${i}", n = "${i}" }\n}\n`).join(""));
+    for (const ws of [mcko, base]) {
+      const r = await ws.run("apply", "-no-color", "-input=false", "-auto-approve");
+      if (r.code !== 0) throw new Error(`bench setup apply failed:\n${r.stdout}\n${r.stderr}`);
+    }
+    const time = async (ws: typeof mcko): Promise<number> => {
+      const t0 = performance.now();
+      const r = await ws.run("plan", "-no-color", "-input=false", "-detailed-exitcode");
+      if (r.code !== 0) throw new Error(`bench plan was not clean (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
+      return performance.now() - t0;
+    };
+    const a: number[] = [];
+    const b: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      a.push(await time(mcko));
+      b.push(await time(base));
+    }
+    const mckoPlanMs = median(a);
+    const terraformDataPlanMs = median(b);
+    for (const ws of [mcko, base]) await ws.run("destroy", "-no-color", "-input=false", "-auto-approve");
+    return { resources: count, mckoPlanMs, terraformDataPlanMs, ratio: mckoPlanMs / terraformDataPlanMs };
+  } finally {
+    await acc.close();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}` && process.argv.includes("--plan")) {
+  const r = await benchPlan300();
+  console.log(
+    `terraform plan over ${r.resources} resources: MCKO ${r.mckoPlanMs.toFixed(0)} ms, terraform_data ${r.terraformDataPlanMs.toFixed(0)} ms ` +
+      `(median; ratio ${r.ratio.toFixed(1)}x)`,
+  );
+}
