@@ -624,8 +624,13 @@ export class DistributionService implements KeyChangeListener {
           }
         }
       } catch (e) {
-        this.deps.log.warn({ err: e instanceof Error ? e.message : String(e) }, "could not clean up after a rejected push; the reconciler keeps the record");
-        return;
+        // Credentials or settings the cloud refuses cannot have created anything; anything else might have.
+        const mapped = fromConnectorError(e, "keystore");
+        const refused = mapped instanceof MckoError && (mapped.reason === "CLOUD_CREDENTIALS_REJECTED" || mapped.kind === "INVALID_ARGUMENT");
+        if (!refused) {
+          this.deps.log.warn({ err: e instanceof Error ? e.message : String(e) }, "could not clean up after a rejected push; the reconciler keeps the record");
+          return;
+        }
       }
       const mutations: Mutation[] = [{ op: "delete", key: storeKey, expectVersion: rec.version }];
       const reqRec = await this.deps.store.get(storeKeys.request(r.requestId));

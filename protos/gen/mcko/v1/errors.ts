@@ -57,10 +57,13 @@ export enum ErrorReason {
   ERROR_REASON_KEYSTORE_IN_USE = 40,
   /** ERROR_REASON_ALGORITHM_NOT_SUPPORTED_BY_KEYSTORE - FAILED_PRECONDITION: the keystore's cloud cannot import the key's algorithm. Metadata: `algorithm`, `keystoreType`. */
   ERROR_REASON_ALGORITHM_NOT_SUPPORTED_BY_KEYSTORE = 41,
-  /** ERROR_REASON_CLOUD_REQUEST_REJECTED - FAILED_PRECONDITION / INVALID_ARGUMENT: the cloud refused the request. Metadata: `cloudErrorCode`, `operation`. */
+  /**
+   * ERROR_REASON_CLOUD_REQUEST_REJECTED - FAILED_PRECONDITION: the cloud refused the request (INVALID_ARGUMENT, with the field, when it refused a
+   * keystore setting such as the region). Metadata: `cloudErrorCode`, `operation`.
+   */
   ERROR_REASON_CLOUD_REQUEST_REJECTED = 42,
   /**
-   * ERROR_REASON_CLOUD_CREDENTIALS_REJECTED - PERMISSION_DENIED: the cloud did not accept the keystore's (or the caller's) credentials. Metadata:
+   * ERROR_REASON_CLOUD_CREDENTIALS_REJECTED - FAILED_PRECONDITION: the cloud did not accept the keystore's (or the caller's) credentials. Metadata:
    * `cloudErrorCode`.
    */
   ERROR_REASON_CLOUD_CREDENTIALS_REJECTED = 43,
