@@ -27,8 +27,8 @@ import {
   parseVaultName,
   stateToProto,
 } from "./convert.js";
-import { isNotFound, isRefusal } from "./daemon-errors.js";
-import { directTargets, isKeyStateName, KEY_STATES, type KeyStateName, satisfies, type StateStep, transitionPath } from "./key-states.js";
+import { errorReason, isNotFound, isRefusal } from "./daemon-errors.js";
+import { directTargets, isKeyStateName, KEY_STATES, type KeyStateName, satisfies, transitionPath } from "./key-states.js";
 
 export interface KeyModel {
   id: string | null;
@@ -203,18 +203,31 @@ const sameDuration = (a: string | null, b: string | null): boolean => (a === nul
 
 const COMPROMISE_REASON = "state = COMPROMISED set in the Terraform configuration (mcko_key)";
 
-/** Runs the SetKeyState calls of a path; returns the key after the last one (or `key` when the path is empty). */
-async function walk(client: DaemonClient, key: Key, steps: readonly StateStep[], signal: AbortSignal): Promise<Key> {
+/**
+ * Moves the key to a state satisfying `target` with SetKeyState calls in NIST order, and returns it. The daemon may
+ * move the key itself meanwhile (scheduled activation or deactivation): when a step is refused as a transition, the
+ * key is read again and the path recomputed from where it really is (a few times at most).
+ */
+async function walk(client: DaemonClient, key: Key, target: KeyStateName, signal: AbortSignal): Promise<Key> {
   let k = key;
-  for (const step of steps) {
-    const r = await client.unary(
-      client.keys.setKeyState.bind(client.keys),
-      { name: k.name, state: stateToProto(step.request), etag: "", reason: step.request === "COMPROMISED" ? COMPROMISE_REASON : "" },
-      signal,
-    );
-    k = r.key!;
+  for (let rereads = 0; ; ) {
+    const from = keyState(k);
+    const path = transitionPath(from, target);
+    if (path === undefined) throw new DiagnosticError("Key state transition not allowed", transitionDetail(from, target), "state");
+    const step = path[0];
+    if (step === undefined) return k;
+    try {
+      const r = await client.unary(
+        client.keys.setKeyState.bind(client.keys),
+        { name: k.name, state: stateToProto(step.request), etag: "", reason: step.request === "COMPROMISED" ? COMPROMISE_REASON : "" },
+        signal,
+      );
+      k = r.key!;
+    } catch (err) {
+      if (errorReason(err) !== "KEY_STATE_TRANSITION_NOT_ALLOWED" || ++rereads > 3) throw err;
+      k = (await client.unary(client.keys.getKey.bind(client.keys), { name: k.name }, signal)).key!;
+    }
   }
-  return k;
 }
 
 /** State values for a daemon key; `planned` keeps the configuration's spellings and its DESTROYED for DESTROYED_COMPROMISED. */
@@ -335,7 +348,7 @@ export const keyResource = defineResource<KeyModel, DaemonClient>({
     );
     let key = created.key!;
     try {
-      key = await walk(client, key, transitionPath(start, wanted) ?? [], signal);
+      key = await walk(client, key, wanted, signal);
     } catch (err) {
       // The key exists: record it (Terraform marks it tainted) rather than lose track of it.
       diags.add(...describeDaemonError(err, client.address));
@@ -385,10 +398,7 @@ export const keyResource = defineResource<KeyModel, DaemonClient>({
     }
     const wanted = planned.state;
     if (typeof wanted === "string" && isKeyStateName(wanted)) {
-      const from = keyState(key);
-      const path = transitionPath(from, wanted);
-      if (path === undefined) throw new DiagnosticError("Key state transition not allowed", transitionDetail(from, wanted), "state");
-      key = await walk(client, key, path, signal);
+      key = await walk(client, key, wanted, signal);
     }
     return toModel(key, planned as Partial<KeyModel>);
   },
@@ -410,7 +420,7 @@ export const keyResource = defineResource<KeyModel, DaemonClient>({
       );
     };
     try {
-      key = await walk(client, key, transitionPath(keyState(key), "DESTROYED") ?? [], signal);
+      key = await walk(client, key, "DESTROYED", signal);
     } catch (err) {
       if (isNotFound(err)) return;
       if (!isRefusal(err)) throw err;

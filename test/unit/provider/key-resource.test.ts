@@ -164,3 +164,24 @@ test("delete: a refusal is a warning naming the reason and the state the key is 
   await t.throwsAsync(typed.delete({ prior: model({}), client: down.client, signal, diags: new Diagnostics() }));
   t.true(isKeyStateName(stateName(down.current()!.state)));
 });
+
+test("a state step refused because the daemon's scheduler moved the key meanwhile: re-read and continue from there", async (t) => {
+  const d = fakeDaemon("ACTIVE");
+  let first = true;
+  const client = {
+    ...d.client,
+    unary: async (method: { name: string }, req: Record<string, unknown>) => {
+      if (method.name.endsWith("setKeyState") && first) {
+        first = false;
+        // The scheduler deactivated the key between plan and apply.
+        await d.client.unary(method as never, { name: "vaults/v/keys/k", state: stateToProto("DEACTIVATED") } as never);
+        throw serviceError(status.FAILED_PRECONDITION, "KEY_STATE_TRANSITION_NOT_ALLOWED");
+      }
+      return d.client.unary(method as never, req as never);
+    },
+  } as DaemonClient;
+  const diags = new Diagnostics();
+  await typed.delete({ prior: model({}), client, signal, diags });
+  t.deepEqual(diags.items, []);
+  t.is(d.current(), null, "destroyed from DEACTIVATED and deleted");
+});
