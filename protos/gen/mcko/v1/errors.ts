@@ -78,6 +78,13 @@ export enum ErrorReason {
   ERROR_REASON_KEY_NOT_DISTRIBUTABLE = 46,
   /** ERROR_REASON_KEYSTORE_TYPE_NOT_SUPPORTED - FAILED_PRECONDITION: no connector for this keystore type in this build. Metadata: `keystoreType`. */
   ERROR_REASON_KEYSTORE_TYPE_NOT_SUPPORTED = 47,
+  /**
+   * ERROR_REASON_MASTER_KEY_ROTATION_IN_PROGRESS - FAILED_PRECONDITION: RotateMasterKey while another master-key rotation is pending. Metadata: `operation`
+   * (its `masterKeyRotations/{id}` name, to follow with GetMasterKeyRotation).
+   */
+  ERROR_REASON_MASTER_KEY_ROTATION_IN_PROGRESS = 60,
+  /** ERROR_REASON_MASTER_KEY_ROTATION_UNSUPPORTED - FAILED_PRECONDITION: the configured HSM backend cannot rotate its master key. Metadata: `backend`. */
+  ERROR_REASON_MASTER_KEY_ROTATION_UNSUPPORTED = 61,
   UNRECOGNIZED = -1,
 }
 
@@ -161,6 +168,12 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 47:
     case "ERROR_REASON_KEYSTORE_TYPE_NOT_SUPPORTED":
       return ErrorReason.ERROR_REASON_KEYSTORE_TYPE_NOT_SUPPORTED;
+    case 60:
+    case "ERROR_REASON_MASTER_KEY_ROTATION_IN_PROGRESS":
+      return ErrorReason.ERROR_REASON_MASTER_KEY_ROTATION_IN_PROGRESS;
+    case 61:
+    case "ERROR_REASON_MASTER_KEY_ROTATION_UNSUPPORTED":
+      return ErrorReason.ERROR_REASON_MASTER_KEY_ROTATION_UNSUPPORTED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -222,6 +235,10 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "ERROR_REASON_KEY_NOT_DISTRIBUTABLE";
     case ErrorReason.ERROR_REASON_KEYSTORE_TYPE_NOT_SUPPORTED:
       return "ERROR_REASON_KEYSTORE_TYPE_NOT_SUPPORTED";
+    case ErrorReason.ERROR_REASON_MASTER_KEY_ROTATION_IN_PROGRESS:
+      return "ERROR_REASON_MASTER_KEY_ROTATION_IN_PROGRESS";
+    case ErrorReason.ERROR_REASON_MASTER_KEY_ROTATION_UNSUPPORTED:
+      return "ERROR_REASON_MASTER_KEY_ROTATION_UNSUPPORTED";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
