@@ -17,6 +17,12 @@
  *   DONE        the old master was destroyed (a repeat destroy after a crash finds it gone) and the end audited.
  * While a rotation is pending the daemon starts with the rotation's new master as the expected one (several
  * masters share the pkcs11 label then), see `startupMasterKcv`.
+ *
+ * Known limit: on pkcs11, a crash between C_GenerateKey of the new master and the REWRAPPING commit leaves that
+ * token object unrecorded; the resume makes another one. The orphan wraps nothing and is never current (the
+ * recorded KCV picks the current master among those sharing the label); remove it with the token's own tools.
+ * Readers that hold a blob in memory across the old master's destruction (a BYOK push started before the end)
+ * fail with HSM_MASTER_KEY_NOT_FOUND and must re-read the key record.
  */
 import type { Hsm, MasterRotatableHsm, WrappedKey } from "../hsm/hsm.js";
 import { HsmError, isMasterRotatable } from "../hsm/hsm.js";
