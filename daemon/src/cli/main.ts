@@ -25,6 +25,7 @@ import { call, connect, decodeError, type Clients } from "./client.js";
 import { CliConfigError, defaultHome, resolveConnection, type ConnectionFlags } from "./client-config.js";
 import { initHome } from "./init.js";
 import { addHsmCommands } from "./hsm.js";
+import { addKeystoreCommands } from "./keystore.js";
 import { printFields, printJson, printTable } from "./output.js";
 
 class UsageError extends Error {}
@@ -405,6 +406,7 @@ audit
   );
 
 addHsmCommands(program, { connection: () => resolveConnection(program.opts<ConnectionFlags>()), json });
+addKeystoreCommands(program, { connection: () => resolveConnection(program.opts<ConnectionFlags>()), json });
 
 // ---- errors -----------------------------------------------------------------------------------------------------
 

@@ -1,0 +1,304 @@
+/**
+ * `mcko keystore add|list|show|test|remove`, `mcko distribute KEY --keystore KS` (or `--all` keys of the vault, with
+ * a progress bar) and `mcko distribution list|show|sync`. Credentials are read from a JSON file
+ * (`--credentials-file`), never from the command line, and never printed.
+ */
+import * as grpc from "@grpc/grpc-js";
+import cliProgress from "cli-progress";
+import type { Command } from "commander";
+import { readFileSync } from "node:fs";
+import { DistributionServiceClient } from "../../../protos/gen/mcko/v1/distribution_service.js";
+import { CloudKeyState, Distribution, SyncState, type Distribution as PbDistribution } from "../../../protos/gen/mcko/v1/distribution.js";
+import { KeyServiceClient } from "../../../protos/gen/mcko/v1/key_service.js";
+import { KeyState, type Key } from "../../../protos/gen/mcko/v1/key.js";
+import { AwsWrappingAlgorithm, CredentialSource, Keystore, KeystoreType, type Keystore as PbKeystore } from "../../../protos/gen/mcko/v1/keystore.js";
+import { KeystoreServiceClient } from "../../../protos/gen/mcko/v1/keystore_service.js";
+import { call, decodeError } from "./client.js";
+import { CliConfigError, type ClientConnection } from "./client-config.js";
+import { printFields, printJson, printTable } from "./output.js";
+
+export interface KeystoreCommandDeps {
+  readonly connection: () => ClientConnection;
+  readonly json: () => boolean;
+}
+
+interface Services {
+  readonly keystores: KeystoreServiceClient;
+  readonly distributions: DistributionServiceClient;
+  readonly keys: KeyServiceClient;
+}
+
+async function withServices<T>(deps: KeystoreCommandDeps, fn: (s: Services) => Promise<T>): Promise<T> {
+  const conn = deps.connection();
+  const creds = grpc.credentials.createSsl(conn.caPem, conn.keyPem, conn.certPem);
+  const options = { "grpc.service_config_disable_resolution": 1 };
+  const s = { keystores: new KeystoreServiceClient(conn.address, creds, options), distributions: new DistributionServiceClient(conn.address, creds, options), keys: new KeyServiceClient(conn.address, creds, options) };
+  try {
+    return await fn(s);
+  } finally {
+    s.keystores.close();
+    s.distributions.close();
+    s.keys.close();
+  }
+}
+
+function keystoreName(arg: string): string {
+  if (/^vaults\/[^/]+\/keystores\/[^/]+$/.test(arg)) return arg;
+  const m = /^([^/]+)\/([^/]+)$/.exec(arg);
+  if (!m) throw new CliConfigError(`expected a keystore as VAULT/KEYSTORE or vaults/VAULT/keystores/KEYSTORE, got ${JSON.stringify(arg)}`);
+  return `vaults/${m[1]}/keystores/${m[2]}`;
+}
+
+function keyName(arg: string): string {
+  if (/^vaults\/[^/]+\/keys\/[^/]+$/.test(arg)) return arg;
+  const m = /^([^/]+)\/([^/]+)$/.exec(arg);
+  if (!m) throw new CliConfigError(`expected a key as VAULT/KEY or vaults/VAULT/keys/KEY, got ${JSON.stringify(arg)}`);
+  return `vaults/${m[1]}/keys/${m[2]}`;
+}
+
+function distributionName(arg: string): string {
+  if (/^vaults\/[^/]+\/keys\/[^/]+\/distributions\/[^/]+$/.test(arg)) return arg;
+  const m = /^([^/]+)\/([^/]+)\/([^/]+)$/.exec(arg);
+  if (!m) throw new CliConfigError(`expected a distribution as VAULT/KEY/KEYSTORE or its full name, got ${JSON.stringify(arg)}`);
+  return `vaults/${m[1]}/keys/${m[2]}/distributions/${m[3]}`;
+}
+
+const short = (name: string | undefined, prefix: string) => (name ?? "").replace(prefix, "");
+const syncName = (s: SyncState) => short(SyncState[s], "SYNC_STATE_");
+const cloudStateName = (s: CloudKeyState) => short(CloudKeyState[s], "CLOUD_KEY_STATE_");
+const typeName = (t: KeystoreType) => short(KeystoreType[t], "KEYSTORE_TYPE_");
+
+function readCredentials(file: string): Record<string, string> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new CliConfigError(`--credentials-file ${file}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "file not found" : "not a JSON object"}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed) || !Object.values(parsed).every((v) => typeof v === "string")) {
+    throw new CliConfigError(`--credentials-file ${file}: expected a JSON object of strings, e.g. {"access_key_id": "…", "secret_access_key": "…"}`);
+  }
+  return parsed as Record<string, string>;
+}
+
+function showKeystore(k: PbKeystore, json: boolean): void {
+  if (json) return printJson(Keystore.toJSON(k));
+  const cfg = k.config ? Object.entries(k.config.value as unknown as Record<string, unknown>).filter(([, v]) => v !== "" && v !== 0 && v !== false) : [];
+  printFields([
+    ["name", k.name],
+    ["type", typeName(k.type)],
+    ...cfg.map(([f, v]): [string, string] => [f, String(f === "wrappingAlgorithm" ? short(AwsWrappingAlgorithm[v as number], "AWS_WRAPPING_ALGORITHM_") : v)]),
+    ["credentials", k.credentialSource === CredentialSource.CREDENTIAL_SOURCE_CALLER ? "from the caller, per call" : k.hasCredentials ? "stored (encrypted, write-only)" : "none"],
+    ["deletion window", k.deletionWindowDays ? `${k.deletionWindowDays} days` : "cloud minimum"],
+    ["distributions", String(k.distributionCount)],
+    ["last test", k.lastTestTime ? `${k.lastTestResult} (${k.lastTestTime.toISOString()})` : "never"],
+  ]);
+}
+
+function distributionRow(d: PbDistribution): Record<string, string> {
+  return { name: d.name, cloudKey: d.cloudKeyId, alias: d.cloudAlias, desired: cloudStateName(d.desiredState), observed: cloudStateName(d.observedState), sync: syncName(d.syncState) };
+}
+
+function showDistribution(d: PbDistribution, json: boolean): void {
+  if (json) return printJson(Distribution.toJSON(d));
+  printFields([
+    ["name", d.name],
+    ["keystore", d.keystore],
+    ["cloud key", d.cloudKeyUri || d.cloudKeyId || "(none yet)"],
+    ["alias", d.cloudAlias],
+    ["desired", cloudStateName(d.desiredState)],
+    ["observed", cloudStateName(d.observedState)],
+    ["sync", syncName(d.syncState)],
+    ["versions", d.versions.map((v: PbDistribution["versions"][number]) => `${v.versionNumber}→${v.cloudKeyId.slice(0, 8)}`).join(", ") || "-"],
+    ["request id", d.requestId],
+    ...(d.softwareStep && d.softwareStep !== "none" ? ([["software step", d.softwareStep]] as [string, string][]) : []),
+    ...(d.drift.length ? ([["drift", d.drift.join("; ")]] as [string, string][]) : []),
+    ...(d.lastError ? ([["last error", d.lastError]] as [string, string][]) : []),
+  ]);
+}
+
+export function addKeystoreCommands(program: Command, deps: KeystoreCommandDeps): void {
+  const ks = program.command("keystore").description("external keystores (AWS KMS, …) of a vault");
+  ks.command("add")
+    .argument("<keystore>", "VAULT/KEYSTORE")
+    .requiredOption("--type <type>", "aws-kms (azure-key-vault, gcp-kms, ibm-key-protect, pkcs11: not in this build yet)")
+    .option("--region <region>", "AWS region, e.g. us-east-1")
+    .option("--endpoint <url>", "endpoint override (VPC endpoint, emulator)")
+    .option("--credentials-file <file>", 'JSON file with the credentials, e.g. {"access_key_id": "…", "secret_access_key": "…"}')
+    .option("--caller-credentials", "store no credentials: every call brings its own (x-mcko-cloud-credentials)", false)
+    .option("--wrapping-algorithm <alg>", "RSA_AES_KEY_WRAP_SHA_256 (default), RSA_AES_KEY_WRAP_SHA_1, RSAES_OAEP_SHA_256, RSAES_OAEP_SHA_1")
+    .option("--material-valid-days <n>", "imported material expires after n days (default: never)")
+    .option("--alias-prefix <prefix>", "prefix of the cloud alias")
+    .option("--deletion-window-days <n>", "days before the cloud deletes a destroyed key (AWS 7-30)")
+    .option("--allow-software-wrap", "allow BYOK formats whose RSA step the HSM cannot do to run in software (audited)", false)
+    .option("--description <text>", "free text", "")
+    .option("--validate-only", "test the settings and credentials against the cloud; store nothing", false)
+    .action(async (arg: string, o: { type: string; region?: string; endpoint?: string; credentialsFile?: string; callerCredentials: boolean; wrappingAlgorithm?: string; materialValidDays?: string; aliasPrefix?: string; deletionWindowDays?: string; allowSoftwareWrap: boolean; description: string; validateOnly: boolean }) => {
+      const name = keystoreName(arg);
+      const [, vault, , id] = name.split("/");
+      if (o.type !== "aws-kms") throw new CliConfigError(`--type ${o.type}: this build has a connector for aws-kms only`);
+      if (o.callerCredentials && o.credentialsFile) throw new CliConfigError("use either --credentials-file or --caller-credentials");
+      const creds = o.credentialsFile ? readCredentials(o.credentialsFile) : {};
+      const wa = o.wrappingAlgorithm ? AwsWrappingAlgorithm[`AWS_WRAPPING_ALGORITHM_${o.wrappingAlgorithm}` as keyof typeof AwsWrappingAlgorithm] : 0;
+      if (wa === undefined) throw new CliConfigError(`--wrapping-algorithm ${o.wrappingAlgorithm}: use RSA_AES_KEY_WRAP_SHA_256, RSA_AES_KEY_WRAP_SHA_1, RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1`);
+      const keystore: PbKeystore = {
+        name: "",
+        type: KeystoreType.KEYSTORE_TYPE_AWS_KMS,
+        config: {
+          $case: "awsKms",
+          value: {
+            region: o.region ?? "",
+            endpoint: o.endpoint ?? "",
+            accessKeyId: creds.access_key_id ?? "",
+            secretAccessKey: creds.secret_access_key ?? "",
+            sessionToken: creds.session_token ?? "",
+            wrappingAlgorithm: wa as AwsWrappingAlgorithm,
+            materialValidDays: Number(o.materialValidDays ?? 0),
+            aliasPrefix: o.aliasPrefix ?? "",
+          },
+        },
+        credentialSource: o.callerCredentials ? CredentialSource.CREDENTIAL_SOURCE_CALLER : CredentialSource.CREDENTIAL_SOURCE_STORED,
+        hasCredentials: false,
+        allowSoftwareWrap: o.allowSoftwareWrap,
+        deletionWindowDays: Number(o.deletionWindowDays ?? 0),
+        maxConcurrency: 0,
+        description: o.description,
+        lastTestResult: "",
+        etag: "",
+        distributionCount: 0n,
+      };
+      await withServices(deps, async (s) => {
+        const r = await call(s.keystores.createKeystore, s.keystores, { parent: `vaults/${vault}`, keystoreId: id!, keystore, requestId: crypto.randomUUID(), validateOnly: o.validateOnly });
+        if (o.validateOnly && !deps.json()) process.stdout.write(`valid: ${r.keystore!.lastTestResult}\n`);
+        else showKeystore(r.keystore!, deps.json());
+      });
+    });
+  ks.command("list")
+    .argument("<vault>")
+    .action(async (vault: string) =>
+      withServices(deps, async (s) => {
+        const all: PbKeystore[] = [];
+        let pageToken = "";
+        do {
+          const r = await call(s.keystores.listKeystores, s.keystores, { parent: vault.startsWith("vaults/") ? vault : `vaults/${vault}`, pageSize: 1000, pageToken });
+          all.push(...r.keystores);
+          pageToken = r.nextPageToken;
+        } while (pageToken);
+        if (deps.json()) return printJson(all.map((k) => Keystore.toJSON(k)));
+        printTable(all.map((k) => ({ name: k.name, type: typeName(k.type), distributions: String(k.distributionCount), lastTest: k.lastTestResult || "-" })), ["name", "type", "distributions", "lastTest"]);
+      }),
+    );
+  ks.command("show")
+    .argument("<keystore>", "VAULT/KEYSTORE")
+    .action(async (arg: string) => withServices(deps, async (s) => showKeystore((await call(s.keystores.getKeystore, s.keystores, { name: keystoreName(arg) })).keystore!, deps.json())));
+  ks.command("test")
+    .argument("<keystore>", "VAULT/KEYSTORE")
+    .action(async (arg: string) =>
+      withServices(deps, async (s) => {
+        const r = await call(s.keystores.testKeystore, s.keystores, { name: keystoreName(arg) });
+        if (deps.json()) printJson(r);
+        else process.stdout.write(`${r.ok ? "ok" : "FAILED"}: ${r.detail}\n`);
+        if (!r.ok) process.exitCode = 1;
+      }),
+    );
+  ks.command("remove")
+    .argument("<keystore>", "VAULT/KEYSTORE")
+    .action(async (arg: string) =>
+      withServices(deps, async (s) => {
+        await call(s.keystores.deleteKeystore, s.keystores, { name: keystoreName(arg), etag: "" });
+        if (!deps.json()) process.stdout.write(`removed ${keystoreName(arg)}\n`);
+      }),
+    );
+
+  program
+    .command("distribute")
+    .description("push a key (or --all keys of the keystore's vault) to a keystore")
+    .argument("[key]", "VAULT/KEY")
+    .requiredOption("--keystore <keystore>", "VAULT/KEYSTORE")
+    .option("--all", "every key of the vault not yet there (skips compromised and destroyed keys)", false)
+    .option("--cloud-name <name>", "name in the cloud (default: the key id)")
+    .action(async (arg: string | undefined, o: { keystore: string; all: boolean; cloudName?: string }) => {
+      const ksName = keystoreName(o.keystore);
+      const vault = ksName.split("/")[1]!;
+      if (!o.all && !arg) throw new CliConfigError("name a key (VAULT/KEY) or use --all");
+      if (o.all && arg) throw new CliConfigError("use either a key or --all");
+      await withServices(deps, async (s) => {
+        if (!o.all) {
+          const name = keyName(arg!);
+          const r = await call(s.distributions.createDistribution, s.distributions, { parent: name, keystore: ksName, requestId: crypto.randomUUID(), ...(o.cloudName ? { distribution: { ...Distribution.fromPartial({}), cloudName: o.cloudName } } : {}) });
+          return showDistribution(r.distribution!, deps.json());
+        }
+        const keys: Key[] = [];
+        let pageToken = "";
+        do {
+          const r = await call(s.keys.listKeys, s.keys, { parent: `vaults/${vault}`, pageSize: 1000, pageToken, filter: "" });
+          keys.push(...r.keys);
+          pageToken = r.nextPageToken;
+        } while (pageToken);
+        const already = new Set<string>();
+        pageToken = "";
+        do {
+          const r = await call(s.distributions.listDistributions, s.distributions, { parent: `vaults/${vault}/keys/-`, pageSize: 1000, pageToken, keystore: ksName });
+          for (const d of r.distributions) already.add(d.name.replace(/\/distributions\/[^/]+$/, ""));
+          pageToken = r.nextPageToken;
+        } while (pageToken);
+        const todo = keys.filter((k) => !already.has(k.name) && ![KeyState.KEY_STATE_COMPROMISED, KeyState.KEY_STATE_DESTROYED, KeyState.KEY_STATE_DESTROYED_COMPROMISED].includes(k.state));
+        const bar = deps.json() ? undefined : new cliProgress.SingleBar({ format: "distributing [{bar}] {value}/{total} keys | {key}", stream: process.stderr, noTTYOutput: true, notTTYSchedule: 1000, hideCursor: true }, cliProgress.Presets.shades_classic);
+        bar?.start(todo.length, 0, { key: "" });
+        const results: Array<{ key: string; distribution?: string; syncState?: string; error?: string }> = [];
+        for (const k of todo) {
+          bar?.update({ key: k.name });
+          try {
+            const d = (await call(s.distributions.createDistribution, s.distributions, { parent: k.name, keystore: ksName, requestId: crypto.randomUUID() })).distribution!;
+            results.push({ key: k.name, distribution: d.name, syncState: syncName(d.syncState) });
+          } catch (e) {
+            const d = decodeError(e);
+            results.push({ key: k.name, error: `${d.code}${d.reason ? ` ${d.reason}` : ""}: ${d.message}` });
+          }
+          bar?.increment();
+        }
+        bar?.stop();
+        if (deps.json()) printJson({ keystore: ksName, skipped: keys.length - todo.length, results });
+        else {
+          printTable(results.map((r) => ({ key: r.key, result: r.error ?? r.syncState ?? "" })), ["key", "result"]);
+          process.stdout.write(`${results.filter((r) => !r.error).length} distributed, ${results.filter((r) => r.error).length} failed, ${keys.length - todo.length} skipped\n`);
+        }
+        if (results.some((r) => r.error)) process.exitCode = 1;
+      });
+    });
+
+  const dist = program.command("distribution").description("keys placed in keystores");
+  dist
+    .command("list")
+    .argument("<scope>", "VAULT (every key) or VAULT/KEY")
+    .option("--keystore <keystore>", "only to this keystore (VAULT/KEYSTORE)")
+    .action(async (scope: string, o: { keystore?: string }) =>
+      withServices(deps, async (s) => {
+        const parent = scope.includes("/") ? keyName(scope) : `vaults/${scope}/keys/-`;
+        const all: PbDistribution[] = [];
+        let pageToken = "";
+        do {
+          const r = await call(s.distributions.listDistributions, s.distributions, { parent, pageSize: 1000, pageToken, keystore: o.keystore ? keystoreName(o.keystore) : "" });
+          all.push(...r.distributions);
+          pageToken = r.nextPageToken;
+        } while (pageToken);
+        if (deps.json()) return printJson(all.map((d) => Distribution.toJSON(d)));
+        printTable(all.map(distributionRow), ["name", "cloudKey", "alias", "desired", "observed", "sync"]);
+      }),
+    );
+  dist
+    .command("show")
+    .argument("<distribution>", "VAULT/KEY/KEYSTORE")
+    .option("--live", "ask the cloud now (observed state and drift)", false)
+    .action(async (arg: string, o: { live: boolean }) =>
+      withServices(deps, async (s) => {
+        const d = (await call(s.distributions.getDistribution, s.distributions, { name: distributionName(arg), readLive: o.live })).distribution!;
+        showDistribution(d, deps.json());
+        if (d.syncState === SyncState.SYNC_STATE_DRIFTED) process.exitCode = 2;
+      }),
+    );
+  dist
+    .command("sync")
+    .argument("<distribution>", "VAULT/KEY/KEYSTORE")
+    .action(async (arg: string) => withServices(deps, async (s) => showDistribution((await call(s.distributions.syncDistribution, s.distributions, { name: distributionName(arg) })).distribution!, deps.json())));
+}
