@@ -110,3 +110,21 @@ accTest("key_update: PRE_ACTIVATION → ACTIVE lets the daemon stamp activation_
   const destroy = await ws.run("destroy", "-no-color", "-input=false", "-auto-approve");
   t.is(destroy.code, 0, show(destroy));
 });
+
+accTest("key_update: COMPROMISED, then DESTROYED — the daemon says DESTROYED_COMPROMISED and the plan stays empty", async (t) => {
+  const ws = acc.workspace();
+  const cfg = (state: string) => config(`state = "${state}"`).replace(`name = "upd"`, `name = "upd3"`);
+  ws.writeConfig(cfg("COMPROMISED"));
+  await applyClean(t, ws, acc);
+  t.is((await getKey("vaults/upd3/keys/k1")).state, KeyState.KEY_STATE_COMPROMISED);
+  ws.writeConfig(cfg("DESTROYED"));
+  await applyClean(t, ws, acc);
+  t.is((await getKey("vaults/upd3/keys/k1")).state, KeyState.KEY_STATE_DESTROYED_COMPROMISED);
+  t.is(stateAttributes(ws, "mcko_key.k")?.["state"], "DESTROYED", "apply records the configured word");
+  const refresh = await ws.run("apply", "-refresh-only", "-no-color", "-input=false", "-auto-approve");
+  t.is(refresh.code, 0, show(refresh));
+  t.is(stateAttributes(ws, "mcko_key.k")?.["state"], "DESTROYED_COMPROMISED", "refresh records what the daemon says");
+  await planExit(t, ws, 0);
+  const destroy = await ws.run("destroy", "-no-color", "-input=false", "-auto-approve");
+  t.is(destroy.code, 0, show(destroy));
+});
