@@ -8,11 +8,12 @@ import { join } from "node:path";
 import type { ExecutionContext } from "ava";
 import { mckoProvider } from "../../provider/src/provider.js";
 import { clientsFor, type Clients, type DaemonProcess, type Home, makeHome, mtls, startDaemonProcess } from "../support/daemon.js";
-import { REPO_ROOT } from "../support/tf-plugin-launcher.js";
+import { MCKO_PROVIDER_BIN, REPO_ROOT } from "../support/tf-plugin-launcher.js";
 import { makeWorkspace, type TfResult, type TfWorkspace, terraformOnPath } from "../support/tf-terraform.js";
 
 export const SOURCE = "registry.terraform.io/mcko/mcko";
-export const PROVIDER_MAIN = join(REPO_ROOT, "provider/src/main.ts");
+/** The real executable Terraform runs (it bundles the provider once into node_modules/.cache and execs node on it). */
+export const PROVIDER_EXECUTABLE = MCKO_PROVIDER_BIN;
 export const EXAMPLES_DIR = join(REPO_ROOT, "examples/terraform");
 
 /** True when acceptance tests can run; otherwise prints the one loud skip line for `file`. */
@@ -47,7 +48,7 @@ export async function startAcc(): Promise<Acc> {
       const ws = makeWorkspace({
         source: SOURCE,
         type: "mcko",
-        entry: PROVIDER_MAIN,
+        entry: PROVIDER_EXECUTABLE,
         env: {
           MCKO_ADDR: daemon.address,
           MCKO_CA_CERT: join(home.dir, "tls/ca.pem"),
