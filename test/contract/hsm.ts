@@ -343,6 +343,7 @@ export function hsmContract(test: TestFn, makeHsm: () => Promise<Hsm>, options: 
       t.regex(m2, HEX6);
       t.not(m2, m1);
       t.is(await own.masterKeyCheckValue(), m2);
+      t.deepEqual(await own.masterKeyCheckValues(), [m2, m1], "every master held, the current one first");
       t.is((await own.generateKey("AES_256")).masterKcv, m2);
       t.is(await own.checkValue(k1), k1.kcv, "keys under the old master stay usable");
 
@@ -363,6 +364,7 @@ export function hsmContract(test: TestFn, makeHsm: () => Promise<Hsm>, options: 
       await rejectsWith(t, own.destroyMasterKey(m2), "HSM_INVALID_INPUT");
       await rejectsWith(t, own.destroyMasterKey("abcdef"), "HSM_MASTER_KEY_NOT_FOUND");
       await own.destroyMasterKey(m1);
+      t.deepEqual(await own.masterKeyCheckValues(), [m2]);
       await rejectsWith(t, own.checkValue(k1), "HSM_MASTER_KEY_NOT_FOUND");
       await rejectsWith(t, own.rewrapToCurrentMaster(k1), "HSM_MASTER_KEY_NOT_FOUND");
       await rejectsWith(t, own.unwrapSecret(s1), "HSM_UNWRAP_FAILED");

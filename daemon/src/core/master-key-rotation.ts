@@ -18,9 +18,10 @@
  * While a rotation is pending the daemon starts with the rotation's new master as the expected one (several
  * masters share the pkcs11 label then), see `startupMasterKcv`.
  *
- * Known limit: on pkcs11, a crash between C_GenerateKey of the new master and the REWRAPPING commit leaves that
- * token object unrecorded; the resume makes another one. The orphan wraps nothing and is never current (the
- * recorded KCV picks the current master among those sharing the label); remove it with the token's own tools.
+ * A crash between the HSM's creation of the new master and the REWRAPPING commit: a software keyring then already
+ * names the new master current, and it is adopted; a pkcs11 token holds an unrecorded master object beside the old
+ * one, which wraps nothing (the CREATING record lists the masters that existed before) and is destroyed before a
+ * new one is made.
  * Readers that hold a blob in memory across the old master's destruction (a BYOK push started before the end)
  * fail with HSM_MASTER_KEY_NOT_FOUND and must re-read the key record.
  */
@@ -45,6 +46,8 @@ export interface RotationRecord {
   id: string;
   state: RotationState;
   oldMasterKcv: string;
+  /** Every master the HSM held before the new one was made (absent in records from before this field). */
+  preexistingMasterKcvs?: string[];
   newMasterKcv: string | null;
   /** Last vault store key (`key/{vault}/{id}`) whose blobs are under the new master; null before the first. */
   cursor: string | null;
@@ -181,6 +184,7 @@ export class MasterKeyRotationService {
       id,
       state: "CREATING",
       oldMasterKcv,
+      preexistingMasterKcvs: await hsm.masterKeyCheckValues(),
       newMasterKcv: null,
       cursor: null,
       keysTotal: await this.#deps.store.count("key/"),
@@ -227,9 +231,16 @@ export class MasterKeyRotationService {
       if (!rec || rec.value.state === "DONE") return;
       const r = rec.value;
       if (r.state === "CREATING") {
-        // Interrupted around the HSM's creation: a current master other than the old one is the new one.
+        // Interrupted around the HSM's creation: a current master that did not exist before is the new one
+        // (software keyring); masters made but never current nor recorded (pkcs11) wrap nothing and go.
+        const known = new Set(r.preexistingMasterKcvs ?? [r.oldMasterKcv]);
         const current = await hsm.masterKeyCheckValue();
-        const newMasterKcv = current !== r.oldMasterKcv ? current : await hsm.createMasterKey();
+        let newMasterKcv: string;
+        if (!known.has(current)) newMasterKcv = current;
+        else {
+          for (const kcv of await hsm.masterKeyCheckValues()) if (!known.has(kcv)) await hsm.destroyMasterKey(kcv);
+          newMasterKcv = await hsm.createMasterKey();
+        }
         await this.#put({ ...r, state: "REWRAPPING", newMasterKcv, updateTime: this.#now() }, rec.version);
       } else if (r.state === "REWRAPPING") {
         await this.#rewrapAll(hsm, rec);

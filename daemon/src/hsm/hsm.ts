@@ -172,6 +172,11 @@ export interface MasterRotatableHsm extends Hsm {
   rewrapToCurrentMaster(key: WrappedKey): Promise<WrappedKey>;
   /** Destroys the master key with this KCV; refuses the current one. */
   destroyMasterKey(masterKcv: string): Promise<void>;
+  /**
+   * KCVs of every master key this backend holds, the current one first (during a rotation: the old and the new;
+   * after a crash: also a master whose creation the vault never recorded).
+   */
+  masterKeyCheckValues(): Promise<string[]>;
 }
 
 export function isMasterRotatable(hsm: Hsm): hsm is MasterRotatableHsm {

@@ -232,6 +232,11 @@ export class SoftwareHsm implements MasterRotatableHsm {
     });
   }
 
+  async masterKeyCheckValues(): Promise<string[]> {
+    this.#assertOpen();
+    return [this.#current, ...[...this.#masters.keys()].filter((k) => k !== this.#current)];
+  }
+
   async rewrapToCurrentMaster(key: WrappedKey): Promise<WrappedKey> {
     this.#assertOpen();
     assertKeyAlgorithm(key.algorithm);
