@@ -28,7 +28,7 @@ export const FIELD_OF_CASE: Readonly<Record<ConfigCase, string>> = {
 /** Write-only fields per type (snake_case, as in the proto). */
 export const CREDENTIAL_FIELDS: Readonly<Record<KeystoreType, readonly string[]>> = {
   AWS_KMS: ["access_key_id", "secret_access_key", "session_token"],
-  AZURE_KEY_VAULT: ["client_secret"],
+  AZURE_KEY_VAULT: ["client_secret", "bearer_token"],
   GCP_KMS: ["credentials_json"],
   IBM_KEY_PROTECT: ["api_key"],
   PKCS11: ["pin"],
@@ -85,7 +85,7 @@ function configToProto(type: KeystoreType, settings: ConnectorSettings): PbKeyst
   }
   const c = CASE_OF_TYPE[type];
   const base = { awsKms: { region: "", endpoint: "", accessKeyId: "", secretAccessKey: "", sessionToken: "", wrappingAlgorithm: 0, materialValidDays: 0, aliasPrefix: "" },
-    azureKeyVault: { vaultUrl: "", tenantId: "", clientId: "", clientSecret: "", kekName: "", purgeOnDelete: false, hsm: false },
+    azureKeyVault: { vaultUrl: "", tenantId: "", clientId: "", clientSecret: "", kekName: "", purgeOnDelete: false, hsm: false, bearerToken: "", caCertPem: "", authorityHost: "" },
     gcpKms: { project: "", location: "", keyRing: "", endpoint: "", credentialsJson: "" },
     ibmKeyProtect: { endpoint: "", instanceId: "", iamEndpoint: "", apiKey: "" },
     pkcs11: { modulePath: "", tokenLabel: "", pin: "" } }[c];

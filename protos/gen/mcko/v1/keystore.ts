@@ -226,6 +226,15 @@ export interface AzureKeyVaultConfig {
   purgeOnDelete: boolean;
   /** Import HSM-protected keys through the .byok transfer blob. False: software keys through a JWK import. */
   hsm: boolean;
+  /**
+   * A ready Entra ID bearer token for the vault (instead of tenant_id/client_id/client_secret), e.g. from a
+   * workload identity or the caller. Write-only: never returned, never logged.
+   */
+  bearerToken: string;
+  /** PEM of a CA to trust for the vault's TLS certificate in addition to the system's (private endpoints, emulators). */
+  caCertPem: string;
+  /** Entra ID authority host override (sovereign clouds), e.g. `https://login.microsoftonline.us`. */
+  authorityHost: string;
 }
 
 /** Connection to Google Cloud KMS, one key ring. */
@@ -544,7 +553,18 @@ export const AwsKmsConfig: MessageFns<AwsKmsConfig> = {
 };
 
 function createBaseAzureKeyVaultConfig(): AzureKeyVaultConfig {
-  return { vaultUrl: "", tenantId: "", clientId: "", clientSecret: "", kekName: "", purgeOnDelete: false, hsm: false };
+  return {
+    vaultUrl: "",
+    tenantId: "",
+    clientId: "",
+    clientSecret: "",
+    kekName: "",
+    purgeOnDelete: false,
+    hsm: false,
+    bearerToken: "",
+    caCertPem: "",
+    authorityHost: "",
+  };
 }
 
 export const AzureKeyVaultConfig: MessageFns<AzureKeyVaultConfig> = {
@@ -569,6 +589,15 @@ export const AzureKeyVaultConfig: MessageFns<AzureKeyVaultConfig> = {
     }
     if (message.hsm !== false) {
       writer.uint32(56).bool(message.hsm);
+    }
+    if (message.bearerToken !== "") {
+      writer.uint32(66).string(message.bearerToken);
+    }
+    if (message.caCertPem !== "") {
+      writer.uint32(74).string(message.caCertPem);
+    }
+    if (message.authorityHost !== "") {
+      writer.uint32(82).string(message.authorityHost);
     }
     return writer;
   },
@@ -642,6 +671,30 @@ export const AzureKeyVaultConfig: MessageFns<AzureKeyVaultConfig> = {
             message.hsm = reader.bool();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.bearerToken = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.caCertPem = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.authorityHost = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -687,6 +740,21 @@ export const AzureKeyVaultConfig: MessageFns<AzureKeyVaultConfig> = {
         ? globalThis.Boolean(object.purge_on_delete)
         : false,
       hsm: isSet(object.hsm) ? globalThis.Boolean(object.hsm) : false,
+      bearerToken: isSet(object.bearerToken)
+        ? globalThis.String(object.bearerToken)
+        : isSet(object.bearer_token)
+        ? globalThis.String(object.bearer_token)
+        : "",
+      caCertPem: isSet(object.caCertPem)
+        ? globalThis.String(object.caCertPem)
+        : isSet(object.ca_cert_pem)
+        ? globalThis.String(object.ca_cert_pem)
+        : "",
+      authorityHost: isSet(object.authorityHost)
+        ? globalThis.String(object.authorityHost)
+        : isSet(object.authority_host)
+        ? globalThis.String(object.authority_host)
+        : "",
     };
   },
 
@@ -713,6 +781,15 @@ export const AzureKeyVaultConfig: MessageFns<AzureKeyVaultConfig> = {
     if (message.hsm !== false) {
       obj.hsm = message.hsm;
     }
+    if (message.bearerToken !== "") {
+      obj.bearerToken = message.bearerToken;
+    }
+    if (message.caCertPem !== "") {
+      obj.caCertPem = message.caCertPem;
+    }
+    if (message.authorityHost !== "") {
+      obj.authorityHost = message.authorityHost;
+    }
     return obj;
   },
 
@@ -728,6 +805,9 @@ export const AzureKeyVaultConfig: MessageFns<AzureKeyVaultConfig> = {
     message.kekName = object.kekName ?? "";
     message.purgeOnDelete = object.purgeOnDelete ?? false;
     message.hsm = object.hsm ?? false;
+    message.bearerToken = object.bearerToken ?? "";
+    message.caCertPem = object.caCertPem ?? "";
+    message.authorityHost = object.authorityHost ?? "";
     return message;
   },
 };
