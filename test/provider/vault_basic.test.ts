@@ -25,8 +25,11 @@ resource "mcko_vault" "v" {
 }
 `;
 
-accTest("vault_basic: create, update in place, import, rename replaces, destroy cleans up", async (t) => {
-  const ws = acc.workspace();
+// One vault through two serial steps (kept apart so no single test runs long on a loaded machine).
+let ws: ReturnType<Acc["workspace"]>;
+
+accTest("vault_basic: create, update in place, clear an optional field, import by name", async (t) => {
+  ws = acc.workspace();
   ws.writeConfig(config("acc-basic", "First"));
   const created = await applyClean(t, ws, acc);
   t.regex(created.stdout, /1 added, 0 changed, 0 destroyed/);
@@ -48,7 +51,9 @@ accTest("vault_basic: create, update in place, import, rename replaces, destroy 
   const imp = await ws.run("import", "-no-color", "-input=false", "mcko_vault.v", "vaults/acc-basic");
   t.is(imp.code, 0, show(imp));
   await planExit(t, ws, 0);
+});
 
+accTest("vault_basic: a rename replaces the vault; destroy cleans up at the daemon", async (t) => {
   ws.writeConfig(config("acc-renamed", null));
   const plan = await planExit(t, ws, 2);
   t.regex(plan.stdout, /must be replaced/);
