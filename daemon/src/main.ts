@@ -19,6 +19,7 @@ import { DistributionService } from "./core/distributions.js";
 import { CredentialCipher } from "./core/credential-cipher.js";
 import { ConnectorRegistry } from "./cloud/registry.js";
 import { awsKmsFactory } from "./cloud/aws-kms/connector.js";
+import { azureKeyVaultFactory } from "./cloud/azure-keyvault/connector.js";
 import type { Secret } from "./util/secret.js";
 import { KeyedLock, KeyedRwLock } from "./core/locks.js";
 import { VaultService } from "./core/vaults.js";
@@ -146,7 +147,7 @@ async function serve(
     audit,
     clock,
     ids,
-    registry: new ConnectorRegistry([awsKmsFactory]),
+    registry: new ConnectorRegistry([awsKmsFactory, azureKeyVaultFactory]),
     cipher: new CredentialCipher(opened.credentialKey),
     vaultLock,
     keystoreLock: new KeyedLock(),
