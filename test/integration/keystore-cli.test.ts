@@ -8,6 +8,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { startAwsKmsEmulator } from "../emulators/aws-kms/index.js";
+import { startAzureKeyVaultEmulator } from "../emulators/azure-keyvault/index.js";
 import { MCKO_BIN, makeHome, startDaemonProcess } from "../support/daemon.js";
 
 const run = promisify(execFile);
@@ -69,6 +70,22 @@ test("keystore add/list/show/test/remove, distribute one key and --all, distribu
     t.is(inUse.code, 1);
     t.regex(inUse.stderr, /KEYSTORE_IN_USE/);
     await ok("key", "destroy", "cli/one");
+
+    // Azure Key Vault through the same commands (bearer token from the credentials file, the emulator's CA).
+    const az = await startAzureKeyVaultEmulator();
+    try {
+      const azCreds = join(home.dir, "azure-credentials.json");
+      writeFileSync(azCreds, JSON.stringify({ bearer_token: az.token }), { mode: 0o600 });
+      const caFile = join(home.dir, "azure-ca.pem");
+      writeFileSync(caFile, az.caCertPem);
+      await ok("keystore", "add", "cli/azure", "--type", "azure-key-vault", "--vault-url", az.endpoint, "--ca-cert", caFile, "--credentials-file", azCreds);
+      const pushed = JSON.parse((await ok("-o", "json", "distribute", "cli/three", "--keystore", "cli/azure")).stdout) as { syncState: string; cloudKeyId: string };
+      t.is(pushed.syncState, "SYNC_STATE_IN_SYNC");
+      t.is(az.admin.key(pushed.cloudKeyId)?.versions[0]?.origin, "byok");
+      t.false(outputs.some((o) => o.includes(az.token)), "the bearer token is never printed");
+    } finally {
+      await az.close();
+    }
     t.true(outputs.every((o) => !o.includes(emu.secretAccessKey) && !o.includes(emu.accessKeyId)), "credentials never printed");
   } finally {
     await daemon.stop();

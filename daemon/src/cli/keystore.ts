@@ -121,8 +121,14 @@ export function addKeystoreCommands(program: Command, deps: KeystoreCommandDeps)
   const ks = program.command("keystore").description("external keystores (AWS KMS, …) of a vault");
   ks.command("add")
     .argument("<keystore>", "VAULT/KEYSTORE")
-    .requiredOption("--type <type>", "aws-kms (azure-key-vault, gcp-kms, ibm-key-protect, pkcs11: not in this build yet)")
+    .requiredOption("--type <type>", "aws-kms or azure-key-vault (gcp-kms, ibm-key-protect, pkcs11: not in this build yet)")
     .option("--region <region>", "AWS region, e.g. us-east-1")
+    .option("--vault-url <url>", "Azure: vault URL, e.g. https://myvault.vault.azure.net")
+    .option("--tenant-id <guid>", "Azure: Entra ID tenant (with client_secret in the credentials file)")
+    .option("--client-id <guid>", "Azure: application (client) id")
+    .option("--kek-name <name>", "Azure: name of the key exchange key (default mcko-kek)")
+    .option("--purge-on-delete", "Azure: purge deleted keys", false)
+    .option("--ca-cert <file>", "Azure: extra CA (PEM) for the vault's TLS certificate")
     .option("--endpoint <url>", "endpoint override (VPC endpoint, emulator)")
     .option("--credentials-file <file>", 'JSON file with the credentials, e.g. {"access_key_id": "…", "secret_access_key": "…"}')
     .option("--caller-credentials", "store no credentials: every call brings its own (x-mcko-cloud-credentials)", false)
@@ -133,18 +139,33 @@ export function addKeystoreCommands(program: Command, deps: KeystoreCommandDeps)
     .option("--allow-software-wrap", "allow BYOK formats whose RSA step the HSM cannot do to run in software (audited)", false)
     .option("--description <text>", "free text", "")
     .option("--validate-only", "test the settings and credentials against the cloud; store nothing", false)
-    .action(async (arg: string, o: { type: string; region?: string; endpoint?: string; credentialsFile?: string; callerCredentials: boolean; wrappingAlgorithm?: string; materialValidDays?: string; aliasPrefix?: string; deletionWindowDays?: string; allowSoftwareWrap: boolean; description: string; validateOnly: boolean }) => {
+    .action(async (arg: string, o: { type: string; vaultUrl?: string; tenantId?: string; clientId?: string; kekName?: string; purgeOnDelete: boolean; caCert?: string; region?: string; endpoint?: string; credentialsFile?: string; callerCredentials: boolean; wrappingAlgorithm?: string; materialValidDays?: string; aliasPrefix?: string; deletionWindowDays?: string; allowSoftwareWrap: boolean; description: string; validateOnly: boolean }) => {
       const name = keystoreName(arg);
       const [, vault, , id] = name.split("/");
-      if (o.type !== "aws-kms") throw new CliConfigError(`--type ${o.type}: this build has a connector for aws-kms only`);
+      if (o.type !== "aws-kms" && o.type !== "azure-key-vault") throw new CliConfigError(`--type ${o.type}: this build has connectors for aws-kms and azure-key-vault only`);
       if (o.callerCredentials && o.credentialsFile) throw new CliConfigError("use either --credentials-file or --caller-credentials");
       const creds = o.credentialsFile ? readCredentials(o.credentialsFile) : {};
       const wa = o.wrappingAlgorithm ? AwsWrappingAlgorithm[`AWS_WRAPPING_ALGORITHM_${o.wrappingAlgorithm}` as keyof typeof AwsWrappingAlgorithm] : 0;
       if (wa === undefined) throw new CliConfigError(`--wrapping-algorithm ${o.wrappingAlgorithm}: use RSA_AES_KEY_WRAP_SHA_256, RSA_AES_KEY_WRAP_SHA_1, RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1`);
+      const azure: PbKeystore["config"] = {
+        $case: "azureKeyVault",
+        value: {
+          vaultUrl: o.vaultUrl ?? "",
+          tenantId: o.tenantId ?? "",
+          clientId: o.clientId ?? "",
+          clientSecret: creds.client_secret ?? "",
+          kekName: o.kekName ?? "",
+          purgeOnDelete: o.purgeOnDelete,
+          hsm: true,
+          bearerToken: creds.bearer_token ?? "",
+          caCertPem: o.caCert ? readFileSync(o.caCert, "utf8") : "",
+          authorityHost: "",
+        },
+      };
       const keystore: PbKeystore = {
         name: "",
-        type: KeystoreType.KEYSTORE_TYPE_AWS_KMS,
-        config: {
+        type: o.type === "azure-key-vault" ? KeystoreType.KEYSTORE_TYPE_AZURE_KEY_VAULT : KeystoreType.KEYSTORE_TYPE_AWS_KMS,
+        config: o.type === "azure-key-vault" ? azure : {
           $case: "awsKms",
           value: {
             region: o.region ?? "",
