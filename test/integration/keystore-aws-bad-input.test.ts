@@ -142,6 +142,14 @@ test("bad input gets a clear error and changes nothing; caller credentials work 
     t.true(drifted.drift.some((d) => /DISABLED, the vault wants ENABLED/.test(d)), drifted.drift.join("; "));
     await rpcWith(k.distributions, k.distributions.syncDistribution, { name: `vaults/${VAULT}/keys/hmac/distributions/caller` }, md);
     t.is(emu.admin.key(viaCaller.cloudKeyId)!.keyState, "Enabled");
+
+    // A vault that still has a keystore cannot be deleted; after removing the keystore it can.
+    await rpc(c.vaults, c.vaults.createVault, { vaultId: "ksonly", vault: { name: "", displayName: "", description: "", etag: "", keyCount: 0n }, requestId: "" });
+    await rpc(k.keystores, k.keystores.createKeystore, { parent: "vaults/ksonly", keystoreId: "aws", keystore: awsKeystore(good), requestId: "", validateOnly: false });
+    f = await fail(c.vaults, c.vaults.deleteVault, { name: "vaults/ksonly", etag: "" });
+    t.is(f.reason, "VAULT_NOT_EMPTY");
+    await rpc(k.keystores, k.keystores.deleteKeystore, { name: "vaults/ksonly/keystores/aws", etag: "" });
+    await rpc(c.vaults, c.vaults.deleteVault, { name: "vaults/ksonly", etag: "" });
   } catch (e) {
     if (e && typeof e === "object" && "code" in e) t.log(decodeFailure(e as grpc.ServiceError));
     throw e;

@@ -124,6 +124,10 @@ export class VaultService {
       if (keys > 0) {
         throw new FailedPreconditionError("VAULT_NOT_EMPTY", `vault ${name} still holds ${keys} key(s); destroy and delete them first`, { keys: String(keys) });
       }
+      const keystores = await this.deps.store.count(storeKeys.keystorePrefix(id));
+      if (keystores > 0) {
+        throw new FailedPreconditionError("VAULT_NOT_EMPTY", `vault ${name} still has ${keystores} keystore(s); remove them first`, { keys: "0", keystores: String(keystores) });
+      }
       const event = this.deps.audit.event(actor, name, id, {});
       await this.#commit(name, [{ op: "delete", key: rec.key, expectVersion: rec.version }], event);
     });
