@@ -5,7 +5,7 @@
  */
 import { benchDaemon } from "./daemon.js";
 import { benchHsm } from "./hsm.js";
-import { benchProviderStartup } from "./provider.js";
+import { benchPlan300, benchProviderStartup } from "./provider.js";
 import { benchStore } from "./store.js";
 
 const args = process.argv.slice(2);
@@ -42,6 +42,8 @@ if (want("hsm")) {
 if (want("provider")) {
   const p = await benchProviderStartup(quick ? 3 : undefined);
   report("provider start-to-handshake, ms / bare node start, ms", p.providerMs / p.nodeMs, "(info)", undefined, `${p.providerMs.toFixed(0)} ms / ${p.nodeMs.toFixed(0)} ms`);
+  const plan = await benchPlan300(quick ? 1 : undefined, quick ? 30 : 300);
+  report(`terraform plan over ${plan.resources} MCKO resources / over ${plan.resources} terraform_data`, plan.ratio, "<= 2.0", plan.ratio <= 2, `${plan.mckoPlanMs.toFixed(0)} ms / ${plan.terraformDataPlanMs.toFixed(0)} ms`);
 }
 
 const missed = lines.filter((l) => l.includes("MISSED")).length;

@@ -272,7 +272,9 @@ export class ProviderServer<Client> {
       if (p) priv = Buffer.from(p);
       const state = clearWriteOnly(r.schema.block, value) as ObjectValue;
       checkKnown(state, req.typeName, op);
-      checkConsistent(planned, state, [], req.typeName, diags);
+      // A resource that already reported an error returns the real, partial state (e.g. a key that was created but
+      // whose state step failed): it is kept so nothing is lost, and is not held to the plan.
+      if (!diags.hasErrors()) checkConsistent(planned, state, [], req.typeName, diags);
       newState = encodeDV(type, state);
     });
     return pb.ApplyResourceChange_Response.fromPartial({ newState, private: priv, diagnostics });
