@@ -80,6 +80,20 @@ test("a waiting distribution goes out on activation; throttling and 5xx are retr
     t.is(gone.pendingWindowInDays, 10);
     t.is((await rpcError(k.distributions, k.distributions.getDistribution, { name: repaired.name, readLive: false })).code, grpc.status.NOT_FOUND);
 
+    // A key destroyed and deleted at once: its cloud key still gets its deletion scheduled, the distribution goes.
+    const brief = (await rpc(c.keys, c.keys.createKey, { parent: `vaults/${VAULT}`, keyId: "brief", key: newKey(KeyAlgorithm.KEY_ALGORITHM_AES_256), initialState: 0, requestId: "" })).key!;
+    const briefDist = (await rpc(k.distributions, k.distributions.createDistribution, { parent: brief.name, keystore: KS, requestId: "" })).distribution!;
+    await rpc(c.keys, c.keys.setKeyState, { name: brief.name, state: KeyState.KEY_STATE_DEACTIVATED, etag: "", reason: "t" });
+    await rpc(c.keys, c.keys.setKeyState, { name: brief.name, state: KeyState.KEY_STATE_DESTROYED, etag: "", reason: "t" });
+    await rpc(c.keys, c.keys.deleteKey, { name: brief.name, etag: "" });
+    await emu.admin.waitForCall((x) => x.operation === "ScheduleKeyDeletion" && x.target === briefDist.cloudKeyId && x.committed);
+    t.is(emu.admin.key(briefDist.cloudKeyId)?.keyState, "PendingDeletion");
+    for (;;) {
+      const all = (await rpc(k.distributions, k.distributions.listDistributions, { parent: `vaults/${VAULT}/keys/-`, pageSize: 0, pageToken: "", keystore: "" })).distributions;
+      if (!all.some((x) => x.name === briefDist.name)) break;
+      await new Promise((r) => setImmediate(r));
+    }
+
     // Audit: the record step and the push with its request id and the HSM's software step.
     const journal = readFileSync(home.journalFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { method: string; resource: string; details: Record<string, string> });
     const pushes = journal.filter((e) => e.resource === active.name && e.details.op === "push");

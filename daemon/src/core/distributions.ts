@@ -271,14 +271,7 @@ export class DistributionService implements KeyChangeListener {
     this.#track(
       (async () => {
         const page = await this.deps.store.list<DistributionRecord>(storeKeys.distributionKeyPrefix(key.vault, key.id), { pageSize: 1000 });
-        if (change.kind === "deleted") {
-          for (const rec of page.records) {
-            const event = this.deps.audit.event(SYSTEM_ACTOR, formatDistributionName(rec.value.vault, rec.value.key, rec.value.keystore), rec.value.vault, { op: "forget", reason: "key deleted" });
-            await this.deps.store.commit({ mutations: [{ op: "delete", key: rec.key }], journal: [toJournalEntry(event)] }).catch(() => undefined);
-          }
-          return;
-        }
-        // All at once: COMPROMISED must reach every keystore without waiting for the others.
+        // All at once (a deleted key's distributions are converged as destroyed, then forgotten): COMPROMISED must reach every keystore without waiting for the others.
         await Promise.all(page.records.map((rec) => this.#kick(rec.value)));
       })(),
     );
@@ -375,8 +368,10 @@ export class DistributionService implements KeyChangeListener {
         version = out.versions.get(storeKey) ?? version + 1;
       };
       const keyRec = await this.deps.store.get<KeyRecord>(storeKeys.key(vault, key));
-      if (!keyRec) throw new NotFoundError(formatKeyName(vault, key), "key");
-      const k = keyRec.value;
+      // A key whose metadata was deleted (after DESTROYED) leaves its distributions to be cleaned up: converge them as
+      // destroyed (deletion scheduled in the cloud), then forget them.
+      const keyGone = !keyRec;
+      const k: KeyRecord = keyRec?.value ?? ({ vault, id: key, state: "DESTROYED", versions: [], primaryVersion: 0 } as unknown as KeyRecord);
       const details: Record<string, string> = { keystore, keyState: k.state };
       let opened;
       try {
@@ -467,7 +462,10 @@ export class DistributionService implements KeyChangeListener {
         r.lastError = "";
         r.lastSyncTime = this.deps.clock.now().toISOString();
         const unchanged = details.op === "check" && rec.value.sync === "IN_SYNC" && rec.value.desired === r.desired;
-        if (!unchanged) await save(details);
+        if (keyGone) {
+          const event = this.deps.audit.event(opts.actor, name, vault, { ...details, op: "forget", reason: "key deleted" });
+          await this.deps.store.commit({ mutations: [{ op: "delete", key: storeKey, expectVersion: version }], journal: [toJournalEntry(event)] });
+        } else if (!unchanged) await save(details);
         return toDistribution({ ...rec, version, value: r });
       } catch (e) {
         const mapped = fromConnectorError(e, `keystore.${CONFIG_FIELD[opened.keystore.type]}`);
