@@ -14,7 +14,7 @@ import { awsKeystore, keystoreClientsFor, newKey } from "../support/keystores.js
 const VAULT = "crash";
 const KS = `vaults/${VAULT}/keystores/aws`;
 
-test("SIGKILL after CreateKey (answered, or answer lost) and before ImportKeyMaterial: after restart the push completes, one tagged key, no duplicate", async (t) => {
+test("SIGKILL after CreateKey (answered, or answer lost) and before ImportKeyMaterial, or before CreateAlias: after restart the push completes, one tagged key, no duplicate", async (t) => {
   t.timeout(300_000);
   const emu = await startAwsKmsEmulator();
   const home = await makeHome({ reconcileIntervalMs: 200, cloudAttemptTimeoutMs: 3000, cloudDeadlineMs: 20000 });
@@ -36,6 +36,8 @@ test("SIGKILL after CreateKey (answered, or answer lost) and before ImportKeyMat
       { id: "answered", arm: () => emu.admin.setFaults({ latencyMs: 600_000, onlyOperations: ["GetParametersForImport"] }), moment: (r: { operation: string; committed: boolean }) => r.operation === "CreateKey" && r.committed },
       // The key is made but the answer never comes: the daemon dies not knowing the key id (found by its tag).
       { id: "lost", arm: () => emu.admin.failNext({ operation: "CreateKey", kind: "timeout", afterCommit: true }), moment: (r: { operation: string; committed: boolean; fault?: string }) => r.operation === "CreateKey" && r.committed && r.fault === "timeout" },
+      // The material is in; the daemon dies before naming the key (CreateAlias held).
+      { id: "imported", arm: () => emu.admin.setFaults({ latencyMs: 600_000, onlyOperations: ["CreateAlias"] }), moment: (r: { operation: string; committed: boolean }) => r.operation === "ImportKeyMaterial" && r.committed },
     ];
     for (const s of scenarios) {
       const key = (await rpc(c.keys, c.keys.createKey, { parent: `vaults/${VAULT}`, keyId: s.id, key: newKey(KeyAlgorithm.KEY_ALGORITHM_AES_256), initialState: 0, requestId: "" })).key!;
@@ -55,7 +57,7 @@ test("SIGKILL after CreateKey (answered, or answer lost) and before ImportKeyMat
       t.is(await push, "failed", "the push never answered");
       emu.admin.clearFaults();
       t.is(emu.admin.keys().filter((x) => x.tags["mcko:request-id"] === requestId).length, 1, "one cloud key was made before the crash");
-      t.is(emu.admin.keys().filter((x) => x.tags["mcko:request-id"] === requestId)[0]!.keyState, "PendingImport");
+      t.is(emu.admin.keys().filter((x) => x.tags["mcko:request-id"] === requestId)[0]!.keyState, s.id === "imported" ? "Enabled" : "PendingImport");
 
       c.close();
       k.close();
