@@ -19,7 +19,7 @@ const KS = `vaults/${VAULT}/keystores/aws`;
 test("a waiting distribution goes out on activation; throttling and 5xx are retried; a lost cloud key is re-pushed; delete schedules deletion; pushes are audited", async (t) => {
   t.timeout(300_000);
   const emu = await startAwsKmsEmulator();
-  const home = await makeHome({ reconcileIntervalMs: 200, cloudAttemptTimeoutMs: 5000, cloudDeadlineMs: 60000 });
+  const home = await makeHome({ reconcileIntervalMs: 200, cloudAttemptTimeoutMs: 3000, cloudDeadlineMs: 60000 });
   const daemon = await startDaemonProcess(home);
   const c = clientsFor(daemon.address, mtls(home));
   const k = keystoreClientsFor(daemon.address, mtls(home));
@@ -56,10 +56,14 @@ test("a waiting distribution goes out on activation; throttling and 5xx are retr
     emu.admin.failNext({ operation: "CreateKey", kind: "throttle", count: 2 });
     emu.admin.failNext({ operation: "GetParametersForImport", kind: "server-error" });
     emu.admin.failNext({ operation: "ImportKeyMaterial", kind: "throttle" });
+    // A lost answer: the import took effect but the daemon saw a 5xx; the retry imports the same material again.
+    emu.admin.failNext({ operation: "ImportKeyMaterial", kind: "server-error", afterCommit: true });
+    // No answer at all: the attempt times out (cloudAttemptTimeoutMs) and is retried.
+    emu.admin.failNext({ operation: "CreateAlias", kind: "timeout" });
     const flaky = (await rpc(c.keys, c.keys.createKey, { parent: `vaults/${VAULT}`, keyId: "flaky", key: newKey(KeyAlgorithm.KEY_ALGORITHM_HMAC_SHA512), initialState: 0, requestId: "" })).key!;
     const pushed = (await rpc(k.distributions, k.distributions.createDistribution, { parent: flaky.name, keystore: KS, requestId: "" })).distribution!;
     t.is(pushed.syncState, SyncState.SYNC_STATE_IN_SYNC, pushed.lastError);
-    t.is(emu.admin.calls().filter((x) => x.fault).length, 4, "every injected fault was met and retried");
+    t.is(emu.admin.calls().filter((x) => x.fault).length, 6, "every injected fault was met and retried");
     t.is(emu.admin.keys().filter((x) => x.tags["mcko:key"] === flaky.name).length, 1, "retries made no duplicate");
 
     // A cloud that lost the key gets it back from the vault.
