@@ -69,8 +69,14 @@ export class AzureKeyVaultConnector implements KeystoreConnector {
   async push(req: PushRequest): Promise<PushResult> {
     const name = req.existingKey?.id ?? azureName(req.cloudName);
     const key = { id: name, uri: this.#uri(name) };
+    const versions = await this.#versions(name);
+    // An import of this very push that went through before a crash or a lost answer: nothing more to do.
+    const done = versions.find((v) => v.tags?.[REQUEST_ID_TAG] === req.requestId);
+    if (done?.version) {
+      await req.onKeyCreated?.(key);
+      return { key, alias: name, versionId: done.version, softwareStep: "none" };
+    }
     if (!req.existingKey) {
-      const versions = await this.#versions(name);
       if (versions.length > 0 && !versions.some((v) => v.tags?.[REQUEST_ID_TAG] === req.requestId) && versions.every((v) => v.tags?.["mcko:distribution"] !== req.tags["mcko:distribution"])) {
         throw new ConnectorError("REJECTED", `Azure Key Vault already holds a key named ${name} that MCKO did not put there`, { cloudCode: "Conflict", operation: "ImportKey" });
       }
