@@ -2,31 +2,20 @@
  * The narrow surface of @aws-sdk/client-kms the connector uses (go-kms-wrapping's `KmsApi` idea): one method per
  * KMS operation, built from settings with the configurable endpoint. Unit tests may pass a fake; integration tests
  * point the endpoint at the emulator. The SDK's own retries are off (maxAttempts 1): call-policy.ts retries.
+ * The SDK is loaded on first use: importing it costs over half a second, which every daemon start would pay even
+ * with no AWS keystore.
  */
-import {
-  CreateAliasCommand,
-  CreateKeyCommand,
-  DeleteImportedKeyMaterialCommand,
-  DescribeKeyCommand,
-  DisableKeyCommand,
-  EnableKeyCommand,
-  GetParametersForImportCommand,
-  ImportKeyMaterialCommand,
+import type {
+  CreateKeyCommandInput,
+  CreateKeyCommandOutput,
+  DescribeKeyCommandOutput,
+  GetParametersForImportCommandInput,
+  GetParametersForImportCommandOutput,
+  ImportKeyMaterialCommandInput,
+  ImportKeyMaterialCommandOutput,
   KMSClient,
-  ListKeysCommand,
-  ListResourceTagsCommand,
-  RotateKeyOnDemandCommand,
-  ScheduleKeyDeletionCommand,
-  UpdateAliasCommand,
-  type CreateKeyCommandInput,
-  type CreateKeyCommandOutput,
-  type DescribeKeyCommandOutput,
-  type GetParametersForImportCommandInput,
-  type GetParametersForImportCommandOutput,
-  type ImportKeyMaterialCommandInput,
-  type ImportKeyMaterialCommandOutput,
-  type ListKeysCommandOutput,
-  type ListResourceTagsCommandOutput,
+  ListKeysCommandOutput,
+  ListResourceTagsCommandOutput,
 } from "@aws-sdk/client-kms";
 import type { AwsKmsSettings } from "./config.js";
 
@@ -49,27 +38,31 @@ export interface AwsKmsApi {
   destroy(): void;
 }
 
+type Sdk = typeof import("@aws-sdk/client-kms");
+let sdk: Promise<Sdk> | undefined;
+const loadSdk = (): Promise<Sdk> => (sdk ??= import("@aws-sdk/client-kms"));
+
 export function createAwsKmsApi(settings: AwsKmsSettings, credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string }): AwsKmsApi {
-  const client = new KMSClient({
-    region: settings.region,
-    ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
-    credentials,
-    maxAttempts: 1,
-  });
+  let ready: Promise<{ k: Sdk; client: KMSClient }> | undefined;
+  const open = () =>
+    (ready ??= loadSdk().then((k) => ({
+      k,
+      client: new k.KMSClient({ region: settings.region, ...(settings.endpoint ? { endpoint: settings.endpoint } : {}), credentials, maxAttempts: 1 }),
+    })));
   return {
-    createKey: (input, o) => client.send(new CreateKeyCommand(input), o),
-    describeKey: (KeyId, o) => client.send(new DescribeKeyCommand({ KeyId }), o),
-    getParametersForImport: (input, o) => client.send(new GetParametersForImportCommand(input), o),
-    importKeyMaterial: (input, o) => client.send(new ImportKeyMaterialCommand(input), o),
-    createAlias: async (AliasName, TargetKeyId, o) => void (await client.send(new CreateAliasCommand({ AliasName, TargetKeyId }), o)),
-    updateAlias: async (AliasName, TargetKeyId, o) => void (await client.send(new UpdateAliasCommand({ AliasName, TargetKeyId }), o)),
-    enableKey: async (KeyId, o) => void (await client.send(new EnableKeyCommand({ KeyId }), o)),
-    disableKey: async (KeyId, o) => void (await client.send(new DisableKeyCommand({ KeyId }), o)),
-    deleteImportedKeyMaterial: async (KeyId, o) => void (await client.send(new DeleteImportedKeyMaterialCommand({ KeyId }), o)),
-    scheduleKeyDeletion: async (KeyId, PendingWindowInDays, o) => void (await client.send(new ScheduleKeyDeletionCommand({ KeyId, PendingWindowInDays }), o)),
-    rotateKeyOnDemand: async (KeyId, o) => void (await client.send(new RotateKeyOnDemandCommand({ KeyId }), o)),
-    listKeys: (Marker, o) => client.send(new ListKeysCommand({ Limit: 1000, ...(Marker ? { Marker } : {}) }), o),
-    listResourceTags: (KeyId, o) => client.send(new ListResourceTagsCommand({ KeyId, Limit: 50 }), o),
-    destroy: () => client.destroy(),
+    createKey: async (input, o) => { const { k, client } = await open(); return client.send(new k.CreateKeyCommand(input), o); },
+    describeKey: async (KeyId, o) => { const { k, client } = await open(); return client.send(new k.DescribeKeyCommand({ KeyId }), o); },
+    getParametersForImport: async (input, o) => { const { k, client } = await open(); return client.send(new k.GetParametersForImportCommand(input), o); },
+    importKeyMaterial: async (input, o) => { const { k, client } = await open(); return client.send(new k.ImportKeyMaterialCommand(input), o); },
+    createAlias: async (AliasName, TargetKeyId, o) => { const { k, client } = await open(); await client.send(new k.CreateAliasCommand({ AliasName, TargetKeyId }), o); },
+    updateAlias: async (AliasName, TargetKeyId, o) => { const { k, client } = await open(); await client.send(new k.UpdateAliasCommand({ AliasName, TargetKeyId }), o); },
+    enableKey: async (KeyId, o) => { const { k, client } = await open(); await client.send(new k.EnableKeyCommand({ KeyId }), o); },
+    disableKey: async (KeyId, o) => { const { k, client } = await open(); await client.send(new k.DisableKeyCommand({ KeyId }), o); },
+    deleteImportedKeyMaterial: async (KeyId, o) => { const { k, client } = await open(); await client.send(new k.DeleteImportedKeyMaterialCommand({ KeyId }), o); },
+    scheduleKeyDeletion: async (KeyId, PendingWindowInDays, o) => { const { k, client } = await open(); await client.send(new k.ScheduleKeyDeletionCommand({ KeyId, PendingWindowInDays }), o); },
+    rotateKeyOnDemand: async (KeyId, o) => { const { k, client } = await open(); await client.send(new k.RotateKeyOnDemandCommand({ KeyId }), o); },
+    listKeys: async (Marker, o) => { const { k, client } = await open(); return client.send(new k.ListKeysCommand({ Limit: 1000, ...(Marker ? { Marker } : {}) }), o); },
+    listResourceTags: async (KeyId, o) => { const { k, client } = await open(); return client.send(new k.ListResourceTagsCommand({ KeyId, Limit: 50 }), o); },
+    destroy: () => void ready?.then(({ client }) => client.destroy(), () => undefined),
   };
 }
