@@ -24,8 +24,6 @@ import type { KeyedLock, KeyedRwLock } from "./locks.js";
 import { formatKeyName, formatVaultName, storeKeys } from "./names.js";
 import { isReplay, requestFingerprint, requestMutation } from "./requests.js";
 
-export { requestFingerprint, requestMutation } from "./requests.js";
-
 export interface KeyVersion {
   readonly number: number;
   readonly kcv: string;
