@@ -5,11 +5,14 @@ import { describeDaemonError, isServiceError } from "./client/errors.js";
 import { DEFAULT_REQUEST_TIMEOUT, type EnvDefaults, readEnvDefaults, resolveProviderConfig, validateProviderConfig } from "./config.js";
 import { keyDataSource } from "./datasources/key.js";
 import { keysDataSource } from "./datasources/keys.js";
+import { keystoreDataSource } from "./datasources/keystore.js";
 import { types } from "./plugin/cty.js";
 import type { DataSourceType, ProviderDefinition, ResourceType } from "./plugin/resource.js";
 import type { ObjectValue } from "./plugin/cty.js";
 import type { Schema } from "./plugin/schema.js";
 import { keyResource } from "./resources/key.js";
+import { keyDistributionResource } from "./resources/key-distribution.js";
+import { keystoreResource } from "./resources/keystore.js";
 import { vaultResource } from "./resources/vault.js";
 
 export const PROVIDER_TYPE_NAME = "mcko";
@@ -46,9 +49,9 @@ export const providerSchema: Schema = {
 };
 
 /** Resources of the provider. Each lives in provider/src/resources/<noun>.ts and is registered here. */
-export const resources: ResourceType<ObjectValue, DaemonClient>[] = [vaultResource, keyResource];
+export const resources: ResourceType<ObjectValue, DaemonClient>[] = [vaultResource, keyResource, keystoreResource, keyDistributionResource];
 /** Data sources of the provider (provider/src/datasources/<noun>.ts). */
-export const dataSources: DataSourceType<ObjectValue, DaemonClient>[] = [keyDataSource, keysDataSource];
+export const dataSources: DataSourceType<ObjectValue, DaemonClient>[] = [keyDataSource, keysDataSource, keystoreDataSource];
 
 export interface ProviderDeps {
   /** Environment defaults (default: read from the process environment). */

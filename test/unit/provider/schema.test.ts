@@ -92,8 +92,8 @@ test("the whole provider document for the MCKO provider", (t) => {
   const p = doc.provider_schemas["registry.terraform.io/mcko/mcko"];
   t.truthy(p?.provider.block.attributes?.["address"]);
   t.true(p?.provider.block.attributes?.["client_key"]?.sensitive);
-  t.deepEqual(Object.keys(p?.resource_schemas ?? {}).sort(), ["mcko_key", "mcko_vault"]);
-  t.deepEqual(Object.keys(p?.data_source_schemas ?? {}).sort(), ["mcko_key", "mcko_keys"]);
+  t.deepEqual(Object.keys(p?.resource_schemas ?? {}).sort(), ["mcko_key", "mcko_key_distribution", "mcko_keystore", "mcko_vault"]);
+  t.deepEqual(Object.keys(p?.data_source_schemas ?? {}).sort(), ["mcko_key", "mcko_keys", "mcko_keystore"]);
   const provider = mckoProvider({ env: {} });
   t.deepEqual(validateSchema(provider.schema), []);
   for (const r of [...provider.resources, ...provider.dataSources]) t.deepEqual(validateSchema(r.schema), [], r.typeName);
