@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # MCKO demo (`npm run demo`): installs what is missing, initialises a fresh MCKO home on the embedded defaults
-# (software HSM, temp folder), starts the daemon, walks keys through the NIST lifecycle with the `mcko` CLI and
-# verifies the audit chain. Leaves nothing running. Set MCKO_DEMO_HOME to keep the home somewhere you choose.
+# (software HSM, temp folder), starts the daemon, walks keys through the NIST lifecycle with the `mcko` CLI, then
+# starts the AWS KMS and Azure Key Vault emulators and brings a key born in the HSM to both clouds (BYOK): pushed,
+# suspended, reactivated, rotated, and its cloud copies checked against the vault's KCV; finally verifies the audit
+# chain. Leaves nothing running. Set MCKO_DEMO_HOME to keep the home somewhere you choose.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # MCKO_DEMO_SKIP_SETUP=1 (used by the test suite, which has already installed everything): no install step, so
@@ -20,7 +22,12 @@ step "2. start the daemon (mutual TLS 1.3 on 127.0.0.1:$port)"
 log="$home/mckod.log"
 daemon/bin/mcko daemon --config "$home/config.json" >"$home/mckod.out" 2>"$log" &
 daemon_pid=$!
-trap 'kill -TERM $daemon_pid 2>/dev/null; wait $daemon_pid 2>/dev/null || true' EXIT
+emu_pid=
+cleanup() {
+  kill -TERM $daemon_pid 2>/dev/null; wait $daemon_pid 2>/dev/null || true
+  if [ -n "$emu_pid" ]; then kill -TERM $emu_pid 2>/dev/null; wait $emu_pid 2>/dev/null || true; fi
+}
+trap cleanup EXIT
 for _ in $(seq 1 300); do
   grep -q "mckod serving" "$home/mckod.out" 2>/dev/null && break
   kill -0 $daemon_pid 2>/dev/null || { cat "$log"; exit 1; }
@@ -46,9 +53,90 @@ step "6. destroy: deactivate, then erase the material; the metadata stays for th
 mcko key destroy payments/signing
 mcko -o json key show payments/signing | head -20
 
-step "7. every change, and every refusal, is in the hash-chained, signed audit log"
+step "7. bring your own key to two clouds: start the AWS KMS and Azure Key Vault emulators (npm run emulators)"
+emu_out="$home/emulators.out"
+node --import tsx test/emulators/run.ts --only aws,azure --aws-port 0 --azure-port 0 --state-dir "$home/emulators" >"$emu_out" 2>&1 &
+emu_pid=$!
+until grep -q '^MCKO_EMULATORS_READY ' "$emu_out" 2>/dev/null; do
+  kill -0 $emu_pid 2>/dev/null || { cat "$emu_out"; exit 1; }
+  sleep 0.1
+done
+grep -v '^MCKO_EMULATORS_READY ' "$emu_out"
+ready=$(sed -n 's/^MCKO_EMULATORS_READY //p' "$emu_out")
+emu() { node -e 'console.log(process.argv[2].split(".").reduce((o, k) => o[k], JSON.parse(process.argv[1])))' "$ready" "$1"; }
+# Credentials go in files only the owner can read; the CLI never takes them on the command line and never prints them.
+(umask 077
+ printf '{"access_key_id": "%s", "secret_access_key": "%s"}\n' "$(emu aws-kms.accessKeyId)" "$(emu aws-kms.secretAccessKey)" >"$home/aws-credentials.json"
+ printf '{"bearer_token": "%s"}\n' "$(emu azure-keyvault.token)" >"$home/azure-credentials.json")
+mcko keystore add payments/aws --type aws-kms --region "$(emu aws-kms.region)" --endpoint "$(emu aws-kms.endpoint)" --credentials-file "$home/aws-credentials.json"
+mcko keystore add payments/azure --type azure-key-vault --vault-url "$(emu azure-keyvault.endpoint)" --ca-cert "$(emu azure-keyvault.caCertPath)" --credentials-file "$home/azure-credentials.json"
+
+step "8. a key born in the HSM, pushed to both clouds (wrapped for each cloud inside the HSM, never in the clear)"
+mcko key create payments/orders-dek --algorithm AES_256 --label env=demo
+mcko distribute payments/orders-dek --keystore payments/aws
+mcko distribute payments/orders-dek --keystore payments/azure
+
+# The clouds never return key material or KCVs: the emulators' admin endpoints show what they hold.
+aws_admin=$(emu aws-kms.admin)
+az_admin=$(emu azure-keyvault.admin)
+cloud_state() {
+  node --input-type=module -e '
+    const [awsAdmin, azAdmin] = process.argv.slice(1);
+    const get = async (u) => { const r = await fetch(u); if (!r.ok) throw new Error(`${u}: ${r.status}`); return r.json(); };
+    const aws = await get(`${awsAdmin}/${encodeURIComponent("alias/orders-dek")}`);
+    const az = await get(`${azAdmin}/orders-dek`);
+    console.log(`  AWS KMS emulator:         key ${aws.keyId} is ${aws.keyState}`);
+    console.log(`  Azure Key Vault emulator: key orders-dek, versions ${az.versions.map((v) => v.enabled ? "enabled" : "disabled").join(", ")}`);
+  ' "$aws_admin" "$az_admin"
+}
+cloud_state
+
+step "9. suspend the key: both cloud copies are disabled; reactivate: enabled again"
+mcko key state payments/orders-dek SUSPENDED
+mcko distribution sync payments/orders-dek/aws
+mcko distribution sync payments/orders-dek/azure
+cloud_state
+mcko key state payments/orders-dek ACTIVE
+mcko distribution sync payments/orders-dek/aws
+mcko distribution sync payments/orders-dek/azure
+cloud_state
+
+step "10. rotate: new material in the HSM; AWS imports it into the same key, Azure adds a version"
+mcko key rotate payments/orders-dek
+mcko distribution sync payments/orders-dek/aws
+mcko distribution sync payments/orders-dek/azure
+mcko distribution list payments/orders-dek
+
+step "11. the cloud copies against the vault's KCV (AES: first 3 bytes of AES-ECB(key, zero block))"
+daemon/bin/mcko --home "$home" -o json key show payments/orders-dek >"$home/orders-dek.json"
+node --input-type=module -e '
+  import { readFileSync } from "node:fs";
+  const [awsAdmin, azAdmin, keyFile] = process.argv.slice(1);
+  const key = JSON.parse(readFileSync(keyFile, "utf8"));
+  const get = async (u) => { const r = await fetch(u); if (!r.ok) throw new Error(`${u}: ${r.status}`); return r.json(); };
+  const aws = await get(`${awsAdmin}/${encodeURIComponent("alias/orders-dek")}`);
+  const az = await get(`${azAdmin}/orders-dek`);
+  const vault = new Map(key.versions.map((v) => [v.versionNumber, v.kcv]));
+  const primary = vault.get(Number(key.primaryVersion));
+  const azLatest = az.versions.find((v) => v.version === az.latestVersion);
+  const rows = [
+    ["vault (HSM), primary version " + key.primaryVersion, primary],
+    ...[...vault].map(([n, kcv]) => [`vault (HSM), version ${n}`, kcv]),
+    ["AWS KMS emulator, current material", aws.kcv],
+    ...aws.materials.map((m) => [`AWS KMS emulator, material ${m.keyMaterialId.slice(0, 8)} (${m.state})`, m.kcv]),
+    ["Azure emulator, latest version", azLatest.kcv],
+    ...az.versions.map((v) => [`Azure emulator, version ${v.version.slice(0, 8)}`, v.kcv]),
+  ];
+  for (const [what, kcv] of rows) console.log(`  ${what.padEnd(52)} KCV ${kcv}`);
+  const same = (a, b) => a.length === b.length && a.every((x) => b.includes(x));
+  const ok = aws.kcv === primary && azLatest.kcv === primary && same(aws.materials.map((m) => m.kcv), [...vault.values()]) && same(az.versions.map((v) => v.kcv), [...vault.values()]);
+  console.log(ok ? "cloud copies match the vault: both clouds hold every version, current = the vault'"'"'s primary" : "MISMATCH between the clouds and the vault");
+  process.exit(ok ? 0 : 1);
+' "$aws_admin" "$az_admin" "$home/orders-dek.json"
+
+step "12. every change, and every refusal, is in the hash-chained, signed audit log"
 mcko audit list
 mcko audit verify
 
 step "done"
-echo "home: $home (config $home/config.json, daemon log $log); the daemon stops now."
+echo "home: $home (config $home/config.json, daemon log $log, emulators $emu_out); the daemon and the emulators stop now."
