@@ -1,9 +1,10 @@
 /**
  * `npm run bench`: every benchmark, measured in one run, each printed as a ratio against a baseline measured in the
  * same run (the machine's speed cancels out). Goals come from the issues; a line says `ok` or `MISSED`.
- * `npm run bench -- --only daemon,hsm` runs a subset; `--quick` uses small sizes (for a smoke run, not for figures).
+ * `npm run bench -- --only daemon,hsm` runs a subset (groups: daemon, store, hsm, provider, distribute); `--quick` uses small sizes (for a smoke run, not for figures).
  */
 import { benchDaemon } from "./daemon.js";
+import { benchDistribute } from "./distribute.js";
 import { benchHsm } from "./hsm.js";
 import { benchPlan300, benchProviderStartup } from "./provider.js";
 import { benchStore } from "./store.js";
@@ -44,6 +45,11 @@ if (want("provider")) {
   report("provider start-to-handshake, ms / bare node start, ms", p.providerMs / p.nodeMs, "(info)", undefined, `${p.providerMs.toFixed(0)} ms / ${p.nodeMs.toFixed(0)} ms`);
   const plan = await benchPlan300(quick ? 1 : undefined, quick ? 30 : 300);
   report(`terraform plan over ${plan.resources} MCKO resources / over ${plan.resources} terraform_data`, plan.ratio, "<= 2.0", plan.ratio <= 2, `${plan.mckoPlanMs.toFixed(0)} ms / ${plan.terraformDataPlanMs.toFixed(0)} ms`);
+}
+if (want("distribute")) {
+  const d = await benchDistribute(quick ? { keys: 100 } : {});
+  report(`distribute ${d.keys} keys to AWS (${d.latencyMs} ms/call): wall / ideal`, d.ratio, "<= 1.25", d.ratio <= 1.25, `${(d.wallMs / 1000).toFixed(1)} s / (${d.cloudCalls} calls × ${d.latencyMs} ms ÷ ${d.concurrencyLimit}) = ${(d.idealMs / 1000).toFixed(1)} s`);
+  console.log(`  cloud calls: ${Object.entries(d.callsByOperation).map(([op, n]) => `${op} ${n}`).join(", ")}`);
 }
 
 const missed = lines.filter((l) => l.includes("MISSED")).length;
