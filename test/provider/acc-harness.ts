@@ -115,7 +115,7 @@ export function stateAttributes(ws: TfWorkspace, address: string): Record<string
 
 const provider = mckoProvider();
 const schemaAttributes = new Map<string, Set<string>>([
-  ...provider.resources.map((r) => [`managed:${r.typeName}`, new Set(Object.keys(r.schema.block.attributes))] as const),
+  ...provider.resources.map((r) => [`managed:${r.typeName}`, new Set([...Object.keys(r.schema.block.attributes), ...Object.keys(r.schema.block.blocks ?? {})])] as const),
   ...provider.dataSources.map((d) => [`data:${d.typeName}`, new Set(Object.keys(d.schema.block.attributes))] as const),
 ]);
 

@@ -110,8 +110,13 @@ function toModel(d: Distribution, prior: Partial<KeyDistributionModel>): KeyDist
     cloud_state: cloudStateName(d.observedState),
     desired_state: cloudStateName(d.desiredState),
     sync_state: syncStateName(d.syncState),
-    drift: [...d.drift],
+    drift: d.drift.map(shortenDigests),
   };
+}
+
+/** Drift messages name material by digest (AWS KeyMaterialId): keep a 12-digit prefix, so no long digest of key material reaches the state. */
+export function shortenDigests(s: string): string {
+  return s.replace(/\b[0-9a-f]{32,}\b/g, (h) => `${h.slice(0, 12)}…`);
 }
 
 function validateDistributionConfig(c: Planned, diags: Diagnostics): void {
@@ -148,8 +153,11 @@ export const keyDistributionResource = defineResource<KeyDistributionModel, Daem
       out.cloud_state = prior.desired_state;
       out.sync_state = UNKNOWN;
       out.drift = UNKNOWN;
-      if (prior.cloud_state === "ABSENT" || prior.cloud_state === "DELETION_SCHEDULED" || (prior.drift ?? []).length > 0) {
-        out.cloud_key_id = UNKNOWN; // re-created (or re-imported) from the vault
+      // Gone, or present in the wanted state but different (foreign material, alias): re-created or re-imported from
+      // the vault. A key that is only disabled or enabled out of band keeps its cloud key.
+      const gone = prior.cloud_state === "ABSENT" || prior.cloud_state === "DELETION_SCHEDULED";
+      if (gone || (prior.cloud_state === prior.desired_state && (prior.drift ?? []).length > 0)) {
+        out.cloud_key_id = UNKNOWN;
         out.cloud_key_uri = UNKNOWN;
       }
     }
@@ -193,15 +201,25 @@ export const keyDistributionResource = defineResource<KeyDistributionModel, Daem
     }
   },
 
-  update: async ({ prior, client, signal }) => {
+  update: async ({ prior, client, signal, diags }) => {
     const svc = distributions(client);
     const r = await client.unary(svc.syncDistribution.bind(svc), { name: prior.id ?? "" }, signal);
-    const d = r.distribution!;
+    let d = r.distribution!;
+    // Check the repair at the cloud itself, so an apply never claims a repair the next refresh would undo.
+    if (d.syncState !== SyncState.SYNC_STATE_PENDING) {
+      try {
+        d = (await client.unary(svc.getDistribution.bind(svc), { name: prior.id ?? "", readLive: true }, signal)).distribution!;
+      } catch {
+        // the sync's own answer stands; the next refresh reads the cloud again
+      }
+    }
     const m = toModel(d, prior);
-    if (m.cloud_state !== m.desired_state && m.sync_state !== "PENDING") {
-      throw new DiagnosticError(
+    if (m.sync_state !== "PENDING" && (m.cloud_state !== m.desired_state || needsRepair(m))) {
+      // Recorded with the error, so the next plan shows the drift again instead of an "inconsistent result".
+      diags.error(
         "Distribution not repaired",
-        `SyncDistribution left ${m.id} with the cloud copy ${m.cloud_state} (wanted ${m.desired_state}), sync state ${m.sync_state}${d.lastError ? `: ${d.lastError}` : ""}.`,
+        `SyncDistribution left ${m.id} with the cloud copy ${m.cloud_state} (wanted ${m.desired_state}), sync state ${m.sync_state}` +
+          `${m.drift && m.drift.length > 0 ? `; drift: ${m.drift.join("; ")}` : ""}${d.lastError ? `; last error: ${d.lastError}` : ""}.`,
       );
     }
     return m;

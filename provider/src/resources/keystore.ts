@@ -11,7 +11,7 @@ import { isUnknown, types } from "../plugin/cty.js";
 import { type AttributePath, DiagnosticError, type Diagnostics } from "../plugin/diagnostics.js";
 import { defineResource, type MaybeUnknown } from "../plugin/resource.js";
 import type { Attribute, Block, NestedBlock, Schema } from "../plugin/schema.js";
-import { AwsWrappingAlgorithm, Keystore } from "../../../protos/gen/mcko/v1/keystore.js";
+import { AwsWrappingAlgorithm, Keystore, KeystoreType } from "../../../protos/gen/mcko/v1/keystore.js";
 import { KeystoreServiceClient } from "../../../protos/gen/mcko/v1/keystore_service.js";
 import { CHILD_ID_RULE, isValidChildId, parseVaultName } from "./convert.js";
 import { isNotFound } from "./daemon-errors.js";
@@ -47,6 +47,7 @@ interface FieldSpec {
 interface BlockSpec {
   readonly block: "aws_kms" | "azure_key_vault" | "gcp_kms" | "ibm_key_protect" | "pkcs11";
   readonly $case: "awsKms" | "azureKeyVault" | "gcpKms" | "ibmKeyProtect" | "pkcs11";
+  readonly type: KeystoreType;
   readonly doc: string;
   readonly fields: readonly FieldSpec[];
 }
@@ -68,6 +69,7 @@ const WRAPPINGS = Object.keys(AwsWrappingAlgorithm)
 export const KEYSTORE_BLOCKS: readonly BlockSpec[] = [
   {
     block: "aws_kms",
+    type: KeystoreType.KEYSTORE_TYPE_AWS_KMS,
     $case: "awsKms",
     doc: "AWS KMS in one account and region (BYOK import into EXTERNAL-origin keys).",
     fields: [
@@ -83,6 +85,7 @@ export const KEYSTORE_BLOCKS: readonly BlockSpec[] = [
   },
   {
     block: "azure_key_vault",
+    type: KeystoreType.KEYSTORE_TYPE_AZURE_KEY_VAULT,
     $case: "azureKeyVault",
     doc: "An Azure Key Vault or Managed HSM.",
     fields: [
@@ -100,6 +103,7 @@ export const KEYSTORE_BLOCKS: readonly BlockSpec[] = [
   },
   {
     block: "gcp_kms",
+    type: KeystoreType.KEYSTORE_TYPE_GCP_KMS,
     $case: "gcpKms",
     doc: "Google Cloud KMS, one key ring.",
     fields: [
@@ -112,6 +116,7 @@ export const KEYSTORE_BLOCKS: readonly BlockSpec[] = [
   },
   {
     block: "ibm_key_protect",
+    type: KeystoreType.KEYSTORE_TYPE_IBM_KEY_PROTECT,
     $case: "ibmKeyProtect",
     doc: "An IBM Key Protect instance.",
     fields: [
@@ -123,6 +128,7 @@ export const KEYSTORE_BLOCKS: readonly BlockSpec[] = [
   },
   {
     block: "pkcs11",
+    type: KeystoreType.KEYSTORE_TYPE_PKCS11,
     $case: "pkcs11",
     doc: "A PKCS#11 token.",
     fields: [
@@ -251,10 +257,10 @@ function validateKeystoreConfig(c: Planned, diags: Diagnostics): void {
   }
   if (!known) return;
   if (present.length === 0) {
-    diags.error("Missing keystore connection block", `A keystore needs exactly one connection block: one of ${BLOCK_NAMES.join(", ")}.`, BLOCK_NAMES[0]!);
+    diags.error("Missing keystore connection block", `A keystore needs exactly one connection block: one of ${BLOCK_NAMES.join(", ")}.`, [{ attribute: BLOCK_NAMES[0]! }]);
   } else if (present.length > 1) {
     for (const b of present.slice(1)) {
-      diags.error("Conflicting keystore connection blocks", `A keystore has exactly one connection block; got ${present.join(" and ")}. Remove all but one.`, b);
+      diags.error("Conflicting keystore connection blocks", `A keystore has exactly one connection block; got ${present.join(" and ")}. Remove all but one.`, [{ attribute: b }, { index: 0 }]);
     }
   }
 }
@@ -355,6 +361,7 @@ export const keystoreResource = defineResource<KeystoreModel, DaemonClient>({
         parent: config.vault ?? "",
         keystoreId: config.name ?? "",
         keystore: Keystore.fromPartial({
+          type: active.spec.type,
           config: configOf(active.spec, active.row, true),
           description: config.description ?? "",
           allowSoftwareWrap: config.allow_software_wrap ?? false,
