@@ -180,6 +180,9 @@ resource "mcko_key" "k" {
   name      = "k"
   algorithm = "RSA_2048"
 }
+data "mcko_keystore" "az" {
+  id = mcko_keystore.az.id
+}
 resource "mcko_key_distribution" "d" {
   key        = mcko_key.k.id
   keystore   = mcko_keystore.az.id
@@ -188,6 +191,11 @@ resource "mcko_key_distribution" "d" {
 `);
   await apply(t, ws, secrets, azure.caCertPem);
   const kcv = stateAttributes(ws, "mcko_key.k")!["kcv"] as string;
+  const data = readState(ws).resources?.find((r) => r.mode === "data" && r.type === "mcko_keystore")?.instances[0]?.attributes;
+  t.is(data?.["type"], "AZURE_KEY_VAULT");
+  t.is((data?.["settings"] as Record<string, string> | undefined)?.["vault_url"], azure.endpoint);
+  t.is(data?.["has_credentials"], true);
+  t.false(Object.keys((data?.["settings"] as object | undefined) ?? {}).some((k) => k.endsWith("_wo")), "no credential setting in the data source");
   const name = stateAttributes(ws, "mcko_key_distribution.d")!["cloud_key_id"] as string;
   const latest = () => {
     const v = azure.admin.key(name);
