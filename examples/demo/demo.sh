@@ -79,32 +79,40 @@ mcko distribute payments/orders-dek --keystore payments/azure
 # The clouds never return key material or KCVs: the emulators' admin endpoints show what they hold.
 aws_admin=$(emu aws-kms.admin)
 az_admin=$(emu azure-keyvault.admin)
+# cloud_state ENABLED|DISABLED [KCV]: waits (up to 60 s) until both clouds show the key in that state (and, with a
+# KCV, holding that material as current), then prints what they hold. The daemon follows the key on its own.
 cloud_state() {
   node --input-type=module -e '
-    const [awsAdmin, azAdmin] = process.argv.slice(1);
+    const [awsAdmin, azAdmin, want, kcv] = process.argv.slice(1);
     const get = async (u) => { const r = await fetch(u); if (!r.ok) throw new Error(`${u}: ${r.status}`); return r.json(); };
-    const aws = await get(`${awsAdmin}/${encodeURIComponent("alias/orders-dek")}`);
-    const az = await get(`${azAdmin}/orders-dek`);
-    console.log(`  AWS KMS emulator:         key ${aws.keyId} is ${aws.keyState}`);
-    console.log(`  Azure Key Vault emulator: key orders-dek, versions ${az.versions.map((v) => v.enabled ? "enabled" : "disabled").join(", ")}`);
-  ' "$aws_admin" "$az_admin"
+    const enabled = want === "ENABLED";
+    const until = Date.now() + 60_000;
+    for (;;) {
+      const aws = await get(`${awsAdmin}/${encodeURIComponent("alias/orders-dek")}`);
+      const az = await get(`${azAdmin}/orders-dek`);
+      const latest = az.versions.find((v) => v.version === az.latestVersion);
+      const done = aws.enabled === enabled && az.versions.every((v) => v.enabled === enabled) && (!kcv || (aws.kcv === kcv && latest.kcv === kcv));
+      if (done || Date.now() > until) {
+        console.log(`  AWS KMS emulator:         key ${aws.keyId} is ${aws.keyState}`);
+        console.log(`  Azure Key Vault emulator: key orders-dek, versions ${az.versions.map((v) => v.enabled ? "enabled" : "disabled").join(", ")}`);
+        if (!done) { console.log(`the clouds did not reach ${want}${kcv ? ` with KCV ${kcv}` : ""}`); process.exit(1); }
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  ' "$aws_admin" "$az_admin" "$@"
 }
-cloud_state
+cloud_state ENABLED
 
-step "9. suspend the key: both cloud copies are disabled; reactivate: enabled again"
+step "9. suspend the key: the daemon disables both cloud copies; reactivate: enabled again"
 mcko key state payments/orders-dek SUSPENDED
-mcko distribution sync payments/orders-dek/aws
-mcko distribution sync payments/orders-dek/azure
-cloud_state
+cloud_state DISABLED
 mcko key state payments/orders-dek ACTIVE
-mcko distribution sync payments/orders-dek/aws
-mcko distribution sync payments/orders-dek/azure
-cloud_state
+cloud_state ENABLED
 
 step "10. rotate: new material in the HSM; AWS imports it into the same key, Azure adds a version"
 mcko key rotate payments/orders-dek
-mcko distribution sync payments/orders-dek/aws
-mcko distribution sync payments/orders-dek/azure
+cloud_state ENABLED "$(daemon/bin/mcko --home "$home" -o json key show payments/orders-dek | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => { const k = JSON.parse(s); console.log(k.versions.find((v) => v.versionNumber === k.primaryVersion).kcv); })')"
 mcko distribution list payments/orders-dek
 
 step "11. the cloud copies against the vault's KCV (AES: first 3 bytes of AES-ECB(key, zero block))"
