@@ -6,9 +6,11 @@
 import type { ExecutionContext, TestFn } from "ava";
 import {
   constants as cryptoConstants,
+  createDecipheriv,
   createPublicKey,
   generateKeyPairSync,
   privateDecrypt,
+  randomBytes,
   type KeyObject,
 } from "node:crypto";
 import {
@@ -255,6 +257,36 @@ export function hsmContract(test: TestFn, makeHsm: () => Promise<Hsm>, options: 
       backend().wrapForKeystore(aes, { ...base, format: "RSA_PKCS1" as ByokFormat }),
       "HSM_INVALID_INPUT",
     );
+  });
+
+  for (const algorithm of ["AES_128", "AES_192", "AES_256"] as const) {
+    test(`aesGcmEncrypt under ${algorithm}: the vault's material decrypts it (Key Protect encryptedNonce)`, async (t) => {
+      const k = key(algorithm);
+      const byok = await backend().wrapForKeystore(k, { wrappingKeySpki: spki(rsa2048.publicKey), format: "RSA_AES_KWP_SHA1", allowSoftwareWrap: false });
+      const material = openByokBlob(rsa2048.privateKey, byok);
+      try {
+        const iv = randomBytes(12);
+        const nonce = randomBytes(12);
+        const sealed = await backend().aesGcmEncrypt(k, { iv, plaintext: nonce });
+        t.is(sealed.length, 12 + 16);
+        const decipher = createDecipheriv(`aes-${material.length * 8}-gcm` as "aes-256-gcm", material, iv);
+        decipher.setAuthTag(sealed.subarray(12));
+        t.deepEqual(Buffer.concat([decipher.update(sealed.subarray(0, 12)), decipher.final()]), nonce);
+        // Another IV gives another ciphertext: the IV is used, not ignored.
+        t.notDeepEqual(await backend().aesGcmEncrypt(k, { iv: randomBytes(12), plaintext: nonce }), sealed);
+      } finally {
+        material.fill(0);
+      }
+    });
+  }
+
+  test("aesGcmEncrypt refuses non-AES keys and bad IV or plaintext lengths with HSM_INVALID_INPUT", async (t) => {
+    const plaintext = Buffer.alloc(12, 1);
+    await rejectsWith(t, backend().aesGcmEncrypt(key("HMAC_SHA256"), { iv: Buffer.alloc(12), plaintext }), "HSM_INVALID_INPUT");
+    await rejectsWith(t, backend().aesGcmEncrypt(key("RSA_2048"), { iv: Buffer.alloc(12), plaintext }), "HSM_INVALID_INPUT");
+    await rejectsWith(t, backend().aesGcmEncrypt(key("AES_256"), { iv: Buffer.alloc(16), plaintext }), "HSM_INVALID_INPUT");
+    await rejectsWith(t, backend().aesGcmEncrypt(key("AES_256"), { iv: Buffer.alloc(12), plaintext: Buffer.alloc(0) }), "HSM_INVALID_INPUT");
+    await rejectsWith(t, backend().aesGcmEncrypt(key("AES_256"), { iv: Buffer.alloc(12), plaintext: Buffer.alloc(1025) }), "HSM_INVALID_INPUT");
   });
 
   test("randomBytes returns fresh bytes of the asked length and refuses bad lengths", async (t) => {

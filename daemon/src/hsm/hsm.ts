@@ -110,6 +110,18 @@ export interface ByokBlob {
   readonly softwareStep: ByokSoftwareStep;
 }
 
+/**
+ * AES-GCM under an AES key version itself (IBM Key Protect's import-token `encryptedNonce`: the token's nonce sealed
+ * with the material being imported, BYOK.md §5.3). The plaintext is not secret; the key never leaves the backend
+ * (pkcs11: CKM_AES_GCM inside the token).
+ */
+export interface AesGcmRequest {
+  /** 12 bytes. */
+  readonly iv: Buffer;
+  /** 1-1024 bytes of non-secret data (e.g. an import token's nonce). */
+  readonly plaintext: Buffer;
+}
+
 export type HsmErrorReason =
   | "HSM_UNAVAILABLE"
   | "HSM_LOGIN_FAILED"
@@ -147,6 +159,12 @@ export interface Hsm {
 
   /** Re-wraps `key` for a keystore (BYOK) without the material leaving the backend where the token allows it. */
   wrapForKeystore(key: WrappedKey, request: ByokWrapRequest): Promise<ByokBlob>;
+
+  /**
+   * Encrypts `request.plaintext` with AES-GCM (no AAD, 128-bit tag) under the AES key version `key`; returns
+   * ciphertext ‖ tag. `HSM_INVALID_INPUT` for non-AES keys or a bad IV/plaintext length.
+   */
+  aesGcmEncrypt(key: WrappedKey, request: AesGcmRequest): Promise<Buffer>;
 
   /**
    * Wraps a daemon-internal secret (audit signing key, credential-encryption key) under the master key. The

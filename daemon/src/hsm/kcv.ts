@@ -26,6 +26,7 @@ import {
   KEY_ALGORITHMS,
   keyFamily,
   symmetricKeyBytes,
+  type AesGcmRequest,
   type ByokFormat,
   type ByokWrapRequest,
   type KeyAlgorithm,
@@ -280,6 +281,16 @@ export const MAX_RANDOM_BYTES = 65536;
 export function assertRandomLength(length: number): void {
   if (!Number.isInteger(length) || length < 1 || length > MAX_RANDOM_BYTES) {
     throw new HsmError("HSM_INVALID_INPUT", `randomBytes length must be an integer from 1 to ${MAX_RANDOM_BYTES}`);
+  }
+}
+
+/** Checks an `Hsm.aesGcmEncrypt` request: an AES key version, a 12-byte IV, 1-1024 bytes of plaintext. */
+export function checkAesGcmRequest(key: WrappedKey, request: AesGcmRequest): void {
+  assertKeyAlgorithm(key.algorithm);
+  if (keyFamily(key.algorithm) !== "AES") throw new HsmError("HSM_INVALID_INPUT", `AES-GCM needs an AES key, not ${key.algorithm}`);
+  if (!Buffer.isBuffer(request.iv) || request.iv.length !== 12) throw new HsmError("HSM_INVALID_INPUT", "the AES-GCM IV must be 12 bytes");
+  if (!Buffer.isBuffer(request.plaintext) || request.plaintext.length < 1 || request.plaintext.length > 1024) {
+    throw new HsmError("HSM_INVALID_INPUT", "the AES-GCM plaintext must be 1-1024 bytes");
   }
 }
 

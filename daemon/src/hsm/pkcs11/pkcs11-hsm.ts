@@ -24,6 +24,7 @@ import {
   HsmError,
   keyFamily,
   symmetricKeyBytes,
+  type AesGcmRequest,
   type ByokBlob,
   type ByokSoftwareStep,
   type ByokWrapRequest,
@@ -36,6 +37,7 @@ import {
   asymmetricParams,
   assertKeyAlgorithm,
   assertRandomLength,
+  checkAesGcmRequest,
   checkByokRequest,
   ecSpkiFromPoint,
   frameSecret,
@@ -647,6 +649,28 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
         return { format: request.format, blob, softwareStep };
       } finally {
         for (const h of created.reverse()) destroyQuietly(this.#pkcs11, s, h);
+      }
+    });
+  }
+
+  /** CKM_AES_GCM inside the token over a sensitive session copy of the key version (CKA_ENCRYPT, never readable). */
+  async aesGcmEncrypt(key: WrappedKey, request: AesGcmRequest): Promise<Buffer> {
+    this.#assertOpen();
+    checkAesGcmRequest(key, request);
+    return this.#pool.use(async (s) => {
+      const handle = await this.#unwrap(s, key, { sensitive: true });
+      try {
+        const mechanism: pkcs11js.Mechanism = {
+          mechanism: P.CKM_AES_GCM,
+          parameter: { type: P.CK_PARAMS_AES_GCM, iv: request.iv, ivBits: request.iv.length * 8, tagBits: 128 } as pkcs11js.AesGCM,
+        };
+        const out: Buffer = await pkcs11Call("C_Encrypt (AES-GCM)", async () => {
+          this.#pkcs11.C_EncryptInit(s, mechanism, handle);
+          return this.#pkcs11.C_EncryptAsync(s, request.plaintext, Buffer.alloc(request.plaintext.length + 16));
+        });
+        return Buffer.from(out);
+      } finally {
+        destroyQuietly(this.#pkcs11, s, handle);
       }
     });
   }

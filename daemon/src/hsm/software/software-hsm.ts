@@ -3,12 +3,13 @@
  * test path: the master keys sit in process memory and in a 0600 file. Blobs and KCVs have exactly the pkcs11
  * backend's form, so a vault moves between the two under the same master key.
  */
-import { constants as cryptoConstants, generateKeyPair, publicEncrypt, randomBytes } from "node:crypto";
+import { constants as cryptoConstants, createCipheriv, generateKeyPair, publicEncrypt, randomBytes } from "node:crypto";
 import { promisify } from "node:util";
 import {
   HsmError,
   keyFamily,
   symmetricKeyBytes,
+  type AesGcmRequest,
   type ByokBlob,
   type ByokWrapRequest,
   type KeyAlgorithm,
@@ -20,6 +21,7 @@ import {
   asymmetricParams,
   assertKeyAlgorithm,
   assertRandomLength,
+  checkAesGcmRequest,
   checkByokRequest,
   kcvOfMaterial,
   kwpUnwrap,
@@ -165,6 +167,20 @@ export class SoftwareHsm implements MasterRotatableHsm {
       }
     } finally {
       unwrapped.fill(0);
+    }
+  }
+
+  async aesGcmEncrypt(key: WrappedKey, request: AesGcmRequest): Promise<Buffer> {
+    this.#assertOpen();
+    checkAesGcmRequest(key, request);
+    const material = kwpUnwrap(this.#master(key.masterKcv), key.blob);
+    try {
+      kcvOfMaterial(key.algorithm, material); // checks the length matches the algorithm
+      const cipher = createCipheriv(`aes-${material.length * 8}-gcm` as "aes-256-gcm", material, request.iv);
+      const body = Buffer.concat([cipher.update(request.plaintext), cipher.final()]);
+      return Buffer.concat([body, cipher.getAuthTag()]);
+    } finally {
+      material.fill(0);
     }
   }
 
