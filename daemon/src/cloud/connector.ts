@@ -85,6 +85,11 @@ export interface PushRequest {
   readonly tags: Readonly<Record<string, string>>;
   /** Wraps the version's material for the cloud's public wrapping key, inside the HSM (Hsm.wrapForKeystore). */
   readonly wrap: (wrappingKeySpki: Buffer, format: ByokFormat) => Promise<ByokBlob>;
+  /**
+   * The keystore's deletion window (0 = the cloud's minimum), for clouds that fix it when a key is created (Google
+   * Cloud KMS `destroy_scheduled_duration`); others take it at `scheduleDeletion`.
+   */
+  readonly deletionWindowDays?: number;
   /** A cloud key created by an earlier, interrupted attempt of this push: continue with it. */
   readonly existingKey?: CloudKeyRef;
   /** Called as soon as the cloud key exists, before material is imported, so core can record it first. */
@@ -98,6 +103,11 @@ export interface PushResult {
   /** The cloud's id of the imported material / version. */
   readonly versionId: string;
   readonly softwareStep: ByokSoftwareStep;
+}
+
+export interface DeletionOutcome {
+  /** Plain sentences naming the cloud key, e.g. that the key itself stays and only its versions are destroyed. */
+  readonly warnings: readonly string[];
 }
 
 export interface RotateRequest extends PushRequest {
@@ -116,8 +126,12 @@ export interface KeystoreConnector {
   /** Puts a new version in the cloud its own way; may return another cloud key (then the name moved to it). */
   rotate(request: RotateRequest): Promise<PushResult>;
   setEnabled(key: CloudKeyRef, enabled: boolean): Promise<void>;
-  /** Deletes imported material where the cloud allows it and schedules the key's deletion. NOT_FOUND is success. */
-  scheduleDeletion(key: CloudKeyRef, windowDays: number): Promise<void>;
+  /**
+   * Deletes imported material where the cloud allows it and schedules the key's deletion. NOT_FOUND is success.
+   * What the cloud cannot do as asked (Google Cloud KMS never deletes a CryptoKey, only its versions) comes back
+   * as warnings, which core records on the distribution and in the audit event.
+   */
+  scheduleDeletion(key: CloudKeyRef, windowDays: number): Promise<DeletionOutcome | void>;
   describe(key: CloudKeyRef): Promise<CloudKeyView>;
   /** The cloud key the name (alias) points to, if any. */
   resolveName(cloudName: string): Promise<CloudKeyRef | undefined>;

@@ -64,6 +64,8 @@ export interface DistributionRecord {
   sync: SyncState;
   drift: string[];
   lastError: string;
+  /** What the last change could not do as asked (e.g. a cloud that never deletes a key); absent in older records. */
+  warnings?: string[];
   softwareStep: string;
   createTime: string;
   updateTime: string;
@@ -83,6 +85,7 @@ export interface Distribution {
   readonly sync: SyncState;
   readonly drift: readonly string[];
   readonly lastError: string;
+  readonly warnings: readonly string[];
   readonly versions: readonly { number: number; cloudKeyId: string; versionId: string; pushTime: Date }[];
   readonly requestId: string;
   readonly softwareStep: string;
@@ -250,16 +253,18 @@ export class DistributionService implements KeyChangeListener {
       const rec = await this.#getRecord(vault, key, keystore);
       const r = rec.value;
       const keys = allCloudKeys(r);
+      const warnings: string[] = [];
       if (keys.length > 0 || r.pushStarted) {
         const opened = await this.#open(r, callerCredentials);
         try {
           if (r.pushStarted && !r.pendingKey) keys.push(...(await this.#cloud(opened, () => opened.connector.findByRequestId(r.requestId))).filter((k) => !keys.some((x) => x.id === k.id)));
-          for (const k of keys) await this.#cloud(opened, () => opened.connector.scheduleDeletion(k, opened.keystore.deletionWindowDays));
+          for (const k of keys) warnings.push(...((await this.#cloud(opened, () => opened.connector.scheduleDeletion(k, opened.keystore.deletionWindowDays)))?.warnings ?? []));
         } finally {
           opened.release();
         }
       }
-      const event = this.deps.audit.event(actor, name, vault, { op: "delete", cloudKeys: keys.map((k) => k.id).join(",") });
+      if (warnings.length > 0) this.deps.log.warn({ distribution: name, warnings }, "the cloud could not delete everything as asked");
+      const event = this.deps.audit.event(actor, name, vault, { op: "delete", cloudKeys: keys.map((k) => k.id).join(","), ...(warnings.length > 0 ? { warnings: warnings.join("; ") } : {}) });
       await this.deps.store.commit({ mutations: [{ op: "delete", key: storeKey, expectVersion: rec.version }], journal: [toJournalEntry(event)] });
     });
   }
@@ -399,7 +404,10 @@ export class DistributionService implements KeyChangeListener {
         if (r.desired === "DELETION_SCHEDULED") {
           const keys = allCloudKeys(r);
           if (r.pushStarted && !r.pendingKey) keys.push(...(await this.#cloud(opened, () => c.findByRequestId(r.requestId))).filter((x) => !keys.some((y) => y.id === x.id)));
-          for (const ck of keys) await this.#cloud(opened, () => c.scheduleDeletion(ck, opened.keystore.deletionWindowDays));
+          const warnings: string[] = [];
+          for (const ck of keys) warnings.push(...((await this.#cloud(opened, () => c.scheduleDeletion(ck, opened.keystore.deletionWindowDays)))?.warnings ?? []));
+          r.warnings = warnings;
+          if (warnings.length > 0) details.warnings = warnings.join("; ");
           r.pushStarted = false;
           r.pendingKey = null;
           r.cloudKeys = keys;
@@ -427,6 +435,7 @@ export class DistributionService implements KeyChangeListener {
               r.versions = [];
             }
           }
+          r.warnings = [];
           if (!r.current && k.state !== "COMPROMISED") {
             await this.#push(r, k, opened, c, save, details);
             views = new Map();
@@ -493,6 +502,7 @@ export class DistributionService implements KeyChangeListener {
       requestId: r.requestId,
       algorithm: k.algorithm,
       cloudName: r.cloudName,
+      deletionWindowDays: ks.deletionWindowDays,
       description: `MCKO ${formatKeyName(k.vault, k.id)} version ${version}`,
       tags: { "mcko:key": formatKeyName(k.vault, k.id), "mcko:version": String(version), "mcko:distribution": formatDistributionName(r.vault, r.key, r.keystore) },
       wrap: async (spki: Buffer, format: Parameters<Hsm["wrapForKeystore"]>[1]["format"]) => {
@@ -669,6 +679,7 @@ export function toDistribution(rec: StoredRecord<DistributionRecord>): Distribut
     sync: r.sync,
     drift: [...r.drift],
     lastError: r.lastError,
+    warnings: [...(r.warnings ?? [])],
     versions: r.versions.map((v) => ({ ...v, pushTime: new Date(v.pushTime) })),
     requestId: r.requestId,
     softwareStep: r.softwareStep,

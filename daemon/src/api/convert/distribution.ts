@@ -28,6 +28,7 @@ export function distributionToProto(d: Distribution): PbDistribution {
     syncState: SYNC[d.sync],
     drift: [...d.drift],
     lastError: d.lastError,
+    warnings: [...d.warnings],
     versions: d.versions.map((v) => ({ versionNumber: v.number, cloudKeyId: v.cloudKeyId, cloudVersionId: v.versionId, pushTime: v.pushTime })),
     requestId: d.requestId,
     softwareStep: d.softwareStep,

@@ -2,6 +2,8 @@
 import {
   AwsWrappingAlgorithm,
   CredentialSource as PbSource,
+  GcpImportMethod,
+  GcpProtectionLevel,
   KeystoreType as PbType,
   type Keystore as PbKeystore,
 } from "../../../../protos/gen/mcko/v1/keystore.js";
@@ -65,6 +67,12 @@ export function splitConfig(type: KeystoreType, config: object, only?: ReadonlyS
     if (type === "AWS_KMS" && field === "wrapping_algorithm") {
       v = raw === 0 ? "" : ((AwsWrappingAlgorithm[raw as AwsWrappingAlgorithm] as string | undefined)?.replace(/^AWS_WRAPPING_ALGORITHM_/, "") ?? String(raw));
     }
+    if (type === "GCP_KMS" && field === "import_method") {
+      v = raw === 0 ? "" : ((GcpImportMethod[raw as GcpImportMethod] as string | undefined)?.replace(/^GCP_IMPORT_METHOD_/, "") ?? String(raw));
+    }
+    if (type === "GCP_KMS" && field === "protection_level") {
+      v = raw === 0 ? "" : ((GcpProtectionLevel[raw as GcpProtectionLevel] as string | undefined)?.replace(/^GCP_PROTECTION_LEVEL_/, "") ?? String(raw));
+    }
     if (CREDENTIAL_FIELDS[type].includes(field)) {
       if (typeof v === "string" && (v !== "" || only)) credentials[field] = v;
       continue;
@@ -81,12 +89,14 @@ function configToProto(type: KeystoreType, settings: ConnectorSettings): PbKeyst
   const value: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(settings)) {
     if (type === "AWS_KMS" && k === "wrapping_algorithm") value.wrappingAlgorithm = AwsWrappingAlgorithm[`AWS_WRAPPING_ALGORITHM_${String(v)}` as keyof typeof AwsWrappingAlgorithm] ?? 0;
+    else if (type === "GCP_KMS" && k === "import_method") value.importMethod = GcpImportMethod[`GCP_IMPORT_METHOD_${String(v)}` as keyof typeof GcpImportMethod] ?? 0;
+    else if (type === "GCP_KMS" && k === "protection_level") value.protectionLevel = GcpProtectionLevel[`GCP_PROTECTION_LEVEL_${String(v)}` as keyof typeof GcpProtectionLevel] ?? 0;
     else value[camel(k)] = v;
   }
   const c = CASE_OF_TYPE[type];
   const base = { awsKms: { region: "", endpoint: "", accessKeyId: "", secretAccessKey: "", sessionToken: "", wrappingAlgorithm: 0, materialValidDays: 0, aliasPrefix: "" },
     azureKeyVault: { vaultUrl: "", tenantId: "", clientId: "", clientSecret: "", kekName: "", purgeOnDelete: false, hsm: false, bearerToken: "", caCertPem: "", authorityHost: "" },
-    gcpKms: { project: "", location: "", keyRing: "", endpoint: "", credentialsJson: "" },
+    gcpKms: { project: "", location: "", keyRing: "", endpoint: "", credentialsJson: "", importMethod: 0, protectionLevel: 0 },
     ibmKeyProtect: { endpoint: "", instanceId: "", iamEndpoint: "", apiKey: "" },
     pkcs11: { modulePath: "", tokenLabel: "", pin: "" } }[c];
   return { $case: c, value: { ...base, ...value } } as PbKeystore["config"];

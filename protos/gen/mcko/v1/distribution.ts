@@ -191,6 +191,11 @@ export interface Distribution {
     | undefined;
   /** Opaque version tag. */
   etag: string;
+  /**
+   * What the last change could not do the way the vault asked, though it succeeded, e.g. `Google Cloud KMS
+   * cannot delete a CryptoKey: its versions are scheduled for destruction, the key itself stays`.
+   */
+  warnings: string[];
 }
 
 function createBaseDistributedVersion(): DistributedVersion {
@@ -346,6 +351,7 @@ function createBaseDistribution(): Distribution {
     updateTime: undefined,
     lastSyncTime: undefined,
     etag: "",
+    warnings: [],
   };
 }
 
@@ -404,6 +410,9 @@ export const Distribution: MessageFns<Distribution> = {
     }
     if (message.etag !== "") {
       writer.uint32(146).string(message.etag);
+    }
+    for (const v of message.warnings) {
+      writer.uint32(154).string(v!);
     }
     return writer;
   },
@@ -565,6 +574,14 @@ export const Distribution: MessageFns<Distribution> = {
             message.etag = reader.string();
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.warnings.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -653,6 +670,9 @@ export const Distribution: MessageFns<Distribution> = {
         ? fromJsonTimestamp(object.last_sync_time)
         : undefined,
       etag: isSet(object.etag) ? globalThis.String(object.etag) : "",
+      warnings: globalThis.Array.isArray(object?.warnings)
+        ? object.warnings.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -712,6 +732,9 @@ export const Distribution: MessageFns<Distribution> = {
     if (message.etag !== "") {
       obj.etag = message.etag;
     }
+    if (message.warnings?.length) {
+      obj.warnings = message.warnings;
+    }
     return obj;
   },
 
@@ -738,6 +761,7 @@ export const Distribution: MessageFns<Distribution> = {
     message.updateTime = object.updateTime ?? undefined;
     message.lastSyncTime = object.lastSyncTime ?? undefined;
     message.etag = object.etag ?? "";
+    message.warnings = object.warnings?.map((e) => e) || [];
     return message;
   },
 };

@@ -184,6 +184,126 @@ export function awsWrappingAlgorithmToJSON(object: AwsWrappingAlgorithm): string
   }
 }
 
+/** How key material is wrapped for Google Cloud KMS imports (Cloud KMS `ImportJob.ImportMethod`). */
+export enum GcpImportMethod {
+  /** GCP_IMPORT_METHOD_UNSPECIFIED - Not set: RSA_OAEP_3072_SHA256_AES_256. */
+  GCP_IMPORT_METHOD_UNSPECIFIED = 0,
+  /** GCP_IMPORT_METHOD_RSA_OAEP_3072_SHA1_AES_256 - RSA-OAEP (SHA-1) with a 3072-bit job key over an ephemeral AES-256 key, then AES key wrap with padding. */
+  GCP_IMPORT_METHOD_RSA_OAEP_3072_SHA1_AES_256 = 1,
+  /** GCP_IMPORT_METHOD_RSA_OAEP_4096_SHA1_AES_256 - As RSA_OAEP_3072_SHA1_AES_256 with a 4096-bit job key. */
+  GCP_IMPORT_METHOD_RSA_OAEP_4096_SHA1_AES_256 = 2,
+  /**
+   * GCP_IMPORT_METHOD_RSA_OAEP_3072_SHA256_AES_256 - RSA-OAEP (SHA-256) with a 3072-bit job key over an ephemeral AES-256 key, then AES key wrap with padding (the
+   * default).
+   */
+  GCP_IMPORT_METHOD_RSA_OAEP_3072_SHA256_AES_256 = 3,
+  /** GCP_IMPORT_METHOD_RSA_OAEP_4096_SHA256_AES_256 - As RSA_OAEP_3072_SHA256_AES_256 with a 4096-bit job key. */
+  GCP_IMPORT_METHOD_RSA_OAEP_4096_SHA256_AES_256 = 4,
+  /**
+   * GCP_IMPORT_METHOD_RSA_OAEP_3072_SHA256 - RSA-OAEP (SHA-256, 3072-bit job key) over the material itself. Symmetric and HMAC keys only: asymmetric keys
+   * use RSA_OAEP_3072_SHA256_AES_256 instead.
+   */
+  GCP_IMPORT_METHOD_RSA_OAEP_3072_SHA256 = 5,
+  /** GCP_IMPORT_METHOD_RSA_OAEP_4096_SHA256 - As RSA_OAEP_3072_SHA256 with a 4096-bit job key (asymmetric keys use RSA_OAEP_4096_SHA256_AES_256). */
+  GCP_IMPORT_METHOD_RSA_OAEP_4096_SHA256 = 6,
+  UNRECOGNIZED = -1,
+}
+
+export function gcpImportMethodFromJSON(object: any): GcpImportMethod {
+  switch (object) {
+    case 0:
+    case "GCP_IMPORT_METHOD_UNSPECIFIED":
+      return GcpImportMethod.GCP_IMPORT_METHOD_UNSPECIFIED;
+    case 1:
+    case "GCP_IMPORT_METHOD_RSA_OAEP_3072_SHA1_AES_256":
+      return GcpImportMethod.GCP_IMPORT_METHOD_RSA_OAEP_3072_SHA1_AES_256;
+    case 2:
+    case "GCP_IMPORT_METHOD_RSA_OAEP_4096_SHA1_AES_256":
+      return GcpImportMethod.GCP_IMPORT_METHOD_RSA_OAEP_4096_SHA1_AES_256;
+    case 3:
+    case "GCP_IMPORT_METHOD_RSA_OAEP_3072_SHA256_AES_256":
+      return GcpImportMethod.GCP_IMPORT_METHOD_RSA_OAEP_3072_SHA256_AES_256;
+    case 4:
+    case "GCP_IMPORT_METHOD_RSA_OAEP_4096_SHA256_AES_256":
+      return GcpImportMethod.GCP_IMPORT_METHOD_RSA_OAEP_4096_SHA256_AES_256;
+    case 5:
+    case "GCP_IMPORT_METHOD_RSA_OAEP_3072_SHA256":
+      return GcpImportMethod.GCP_IMPORT_METHOD_RSA_OAEP_3072_SHA256;
+    case 6:
+    case "GCP_IMPORT_METHOD_RSA_OAEP_4096_SHA256":
+      return GcpImportMethod.GCP_IMPORT_METHOD_RSA_OAEP_4096_SHA256;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return GcpImportMethod.UNRECOGNIZED;
+  }
+}
+
+export function gcpImportMethodToJSON(object: GcpImportMethod): string {
+  switch (object) {
+    case GcpImportMethod.GCP_IMPORT_METHOD_UNSPECIFIED:
+      return "GCP_IMPORT_METHOD_UNSPECIFIED";
+    case GcpImportMethod.GCP_IMPORT_METHOD_RSA_OAEP_3072_SHA1_AES_256:
+      return "GCP_IMPORT_METHOD_RSA_OAEP_3072_SHA1_AES_256";
+    case GcpImportMethod.GCP_IMPORT_METHOD_RSA_OAEP_4096_SHA1_AES_256:
+      return "GCP_IMPORT_METHOD_RSA_OAEP_4096_SHA1_AES_256";
+    case GcpImportMethod.GCP_IMPORT_METHOD_RSA_OAEP_3072_SHA256_AES_256:
+      return "GCP_IMPORT_METHOD_RSA_OAEP_3072_SHA256_AES_256";
+    case GcpImportMethod.GCP_IMPORT_METHOD_RSA_OAEP_4096_SHA256_AES_256:
+      return "GCP_IMPORT_METHOD_RSA_OAEP_4096_SHA256_AES_256";
+    case GcpImportMethod.GCP_IMPORT_METHOD_RSA_OAEP_3072_SHA256:
+      return "GCP_IMPORT_METHOD_RSA_OAEP_3072_SHA256";
+    case GcpImportMethod.GCP_IMPORT_METHOD_RSA_OAEP_4096_SHA256:
+      return "GCP_IMPORT_METHOD_RSA_OAEP_4096_SHA256";
+    case GcpImportMethod.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** Protection level of the CryptoKeys and ImportJobs MCKO creates in Google Cloud KMS. */
+export enum GcpProtectionLevel {
+  /** GCP_PROTECTION_LEVEL_UNSPECIFIED - Not set: HSM. */
+  GCP_PROTECTION_LEVEL_UNSPECIFIED = 0,
+  /** GCP_PROTECTION_LEVEL_SOFTWARE - Cloud KMS software keys. */
+  GCP_PROTECTION_LEVEL_SOFTWARE = 1,
+  /** GCP_PROTECTION_LEVEL_HSM - Cloud HSM keys (the default). */
+  GCP_PROTECTION_LEVEL_HSM = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function gcpProtectionLevelFromJSON(object: any): GcpProtectionLevel {
+  switch (object) {
+    case 0:
+    case "GCP_PROTECTION_LEVEL_UNSPECIFIED":
+      return GcpProtectionLevel.GCP_PROTECTION_LEVEL_UNSPECIFIED;
+    case 1:
+    case "GCP_PROTECTION_LEVEL_SOFTWARE":
+      return GcpProtectionLevel.GCP_PROTECTION_LEVEL_SOFTWARE;
+    case 2:
+    case "GCP_PROTECTION_LEVEL_HSM":
+      return GcpProtectionLevel.GCP_PROTECTION_LEVEL_HSM;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return GcpProtectionLevel.UNRECOGNIZED;
+  }
+}
+
+export function gcpProtectionLevelToJSON(object: GcpProtectionLevel): string {
+  switch (object) {
+    case GcpProtectionLevel.GCP_PROTECTION_LEVEL_UNSPECIFIED:
+      return "GCP_PROTECTION_LEVEL_UNSPECIFIED";
+    case GcpProtectionLevel.GCP_PROTECTION_LEVEL_SOFTWARE:
+      return "GCP_PROTECTION_LEVEL_SOFTWARE";
+    case GcpProtectionLevel.GCP_PROTECTION_LEVEL_HSM:
+      return "GCP_PROTECTION_LEVEL_HSM";
+    case GcpProtectionLevel.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** Connection to AWS KMS in one account and region. */
 export interface AwsKmsConfig {
   /** AWS region, e.g. `us-east-1`. Required. */
@@ -237,18 +357,31 @@ export interface AzureKeyVaultConfig {
   authorityHost: string;
 }
 
-/** Connection to Google Cloud KMS, one key ring. */
+/** Connection to Google Cloud KMS, one key ring (created on the first push when missing). */
 export interface GcpKmsConfig {
-  /** Project id. Required. */
+  /** Project id, e.g. `my-project`. Required. */
   project: string;
-  /** Location, e.g. `europe-west1`. Required. */
+  /** Location, e.g. `europe-west1` or `global`. Required. */
   location: string;
   /** Key ring id. Required. */
   keyRing: string;
-  /** API endpoint override (`host:port`). */
+  /**
+   * API endpoint override: `https://host[:port]` or `host[:port]` (TLS), or `http://host:port` for a local
+   * emulator (plaintext gRPC; no credentials are sent). Empty: `cloudkms.googleapis.com`.
+   */
   endpoint: string;
-  /** Service account key JSON. Write-only: never returned, never logged. */
+  /**
+   * Service account key JSON (or an authorized-user JSON). Empty with stored credentials: the daemon's
+   * application default credentials. Write-only: never returned, never logged.
+   */
   credentialsJson: string;
+  /**
+   * Import method of the ImportJobs MCKO creates (one per method and protection level, reused until it expires).
+   * Default RSA_OAEP_3072_SHA256_AES_256.
+   */
+  importMethod: GcpImportMethod;
+  /** Protection level of the keys and import jobs. Default HSM. */
+  protectionLevel: GcpProtectionLevel;
 }
 
 /** Connection to an IBM Key Protect instance. */
@@ -311,7 +444,7 @@ export interface Keystore {
   allowSoftwareWrap: boolean;
   /**
    * Days a cloud waits before deleting a key whose vault key was destroyed or whose distribution was deleted
-   * (AWS 7–30). Zero: the cloud's minimum.
+   * (AWS 7–30; Google Cloud KMS 1–120, fixed on each CryptoKey when it is created). Zero: the cloud's minimum.
    */
   deletionWindowDays: number;
   /** At most this many cloud calls at once to this keystore (1–64; default 4). */
@@ -813,7 +946,15 @@ export const AzureKeyVaultConfig: MessageFns<AzureKeyVaultConfig> = {
 };
 
 function createBaseGcpKmsConfig(): GcpKmsConfig {
-  return { project: "", location: "", keyRing: "", endpoint: "", credentialsJson: "" };
+  return {
+    project: "",
+    location: "",
+    keyRing: "",
+    endpoint: "",
+    credentialsJson: "",
+    importMethod: 0,
+    protectionLevel: 0,
+  };
 }
 
 export const GcpKmsConfig: MessageFns<GcpKmsConfig> = {
@@ -832,6 +973,12 @@ export const GcpKmsConfig: MessageFns<GcpKmsConfig> = {
     }
     if (message.credentialsJson !== "") {
       writer.uint32(42).string(message.credentialsJson);
+    }
+    if (message.importMethod !== 0) {
+      writer.uint32(48).int32(message.importMethod);
+    }
+    if (message.protectionLevel !== 0) {
+      writer.uint32(56).int32(message.protectionLevel);
     }
     return writer;
   },
@@ -889,6 +1036,22 @@ export const GcpKmsConfig: MessageFns<GcpKmsConfig> = {
             message.credentialsJson = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.importMethod = reader.int32() as any;
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.protectionLevel = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -916,6 +1079,16 @@ export const GcpKmsConfig: MessageFns<GcpKmsConfig> = {
         : isSet(object.credentials_json)
         ? globalThis.String(object.credentials_json)
         : "",
+      importMethod: isSet(object.importMethod)
+        ? gcpImportMethodFromJSON(object.importMethod)
+        : isSet(object.import_method)
+        ? gcpImportMethodFromJSON(object.import_method)
+        : 0,
+      protectionLevel: isSet(object.protectionLevel)
+        ? gcpProtectionLevelFromJSON(object.protectionLevel)
+        : isSet(object.protection_level)
+        ? gcpProtectionLevelFromJSON(object.protection_level)
+        : 0,
     };
   },
 
@@ -936,6 +1109,12 @@ export const GcpKmsConfig: MessageFns<GcpKmsConfig> = {
     if (message.credentialsJson !== "") {
       obj.credentialsJson = message.credentialsJson;
     }
+    if (message.importMethod !== 0) {
+      obj.importMethod = gcpImportMethodToJSON(message.importMethod);
+    }
+    if (message.protectionLevel !== 0) {
+      obj.protectionLevel = gcpProtectionLevelToJSON(message.protectionLevel);
+    }
     return obj;
   },
 
@@ -949,6 +1128,8 @@ export const GcpKmsConfig: MessageFns<GcpKmsConfig> = {
     message.keyRing = object.keyRing ?? "";
     message.endpoint = object.endpoint ?? "";
     message.credentialsJson = object.credentialsJson ?? "";
+    message.importMethod = object.importMethod ?? 0;
+    message.protectionLevel = object.protectionLevel ?? 0;
     return message;
   },
 };

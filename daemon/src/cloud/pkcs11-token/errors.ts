@@ -1,0 +1,81 @@
+/**
+ * PKCS#11 failures at the target token → `ConnectorError`. The module registry (hsm/pkcs11/module.ts) reports a
+ * library that does not load, an unknown token label and a refused PIN as `HsmError`s; they become field-naming
+ * config errors here. Messages carry the CKR name, never data, and are scrubbed of the PIN as a backstop.
+ */
+import pkcs11js from "pkcs11js";
+import { HsmError } from "../../hsm/hsm.js";
+import { ckrCode, ckrName } from "../../hsm/pkcs11/errors.js";
+import { ConnectorError, scrub, type ConnectorCredentials } from "../connector.js";
+
+/** PKCS#11 v2.40 return values pkcs11js 2.1.7 does not export. */
+export const CKR_ACTION_PROHIBITED = 0x1b;
+
+/** The token or the session went away: retry on a fresh connection. */
+const GONE = new Set<number>([
+  pkcs11js.CKR_DEVICE_ERROR,
+  pkcs11js.CKR_DEVICE_MEMORY,
+  pkcs11js.CKR_DEVICE_REMOVED,
+  pkcs11js.CKR_TOKEN_NOT_PRESENT,
+  pkcs11js.CKR_TOKEN_NOT_RECOGNIZED,
+  pkcs11js.CKR_SESSION_CLOSED,
+  pkcs11js.CKR_SESSION_HANDLE_INVALID,
+  pkcs11js.CKR_CRYPTOKI_NOT_INITIALIZED,
+  pkcs11js.CKR_USER_NOT_LOGGED_IN,
+  pkcs11js.CKR_FUNCTION_FAILED,
+]);
+
+const PIN = new Set<number>([
+  pkcs11js.CKR_PIN_INCORRECT,
+  pkcs11js.CKR_PIN_INVALID,
+  pkcs11js.CKR_PIN_LEN_RANGE,
+  pkcs11js.CKR_PIN_LOCKED,
+  pkcs11js.CKR_PIN_EXPIRED,
+  pkcs11js.CKR_USER_PIN_NOT_INITIALIZED,
+]);
+
+const UNSUPPORTED = new Set<number>([pkcs11js.CKR_MECHANISM_INVALID, pkcs11js.CKR_MECHANISM_PARAM_INVALID, pkcs11js.CKR_KEY_TYPE_INCONSISTENT]);
+
+/** Whether the failure means the connection (sessions, login) should be thrown away before the next attempt. */
+export function isConnectionLost(e: unknown): boolean {
+  if (e instanceof ConnectorError) return e.kind === "UNAVAILABLE";
+  const code = ckrCode(e);
+  return code !== undefined && GONE.has(code);
+}
+
+export function translatePkcs11Error(e: unknown, operation: string, tokenLabel: string, credentials: ConnectorCredentials): ConnectorError {
+  if (e instanceof ConnectorError) return e;
+  const clean = (text: string) => scrub(text, credentials).slice(0, 400);
+  if (e instanceof HsmError) {
+    const details = { cloudCode: e.reason, operation };
+    switch (e.reason) {
+      case "HSM_TOKEN_NOT_FOUND":
+        return new ConnectorError("INVALID_CONFIG", clean(e.message), { ...details, field: "token_label" });
+      case "HSM_LOGIN_FAILED": {
+        // The registry's own message speaks of the daemon's PIN file; say which keystore field is wrong instead.
+        const code = ckrCode(e.cause);
+        const why = code !== undefined ? ckrName(code) : /different PIN/.test(e.message) ? "this daemon is already logged in to the token with another PIN" : "login refused";
+        return new ConnectorError("CREDENTIALS_REJECTED", `pin: token "${tokenLabel}" refused the user PIN (${why})`, { ...details, cloudCode: code !== undefined ? ckrName(code) : e.reason, field: "pin" });
+      }
+      case "HSM_INVALID_INPUT":
+        return new ConnectorError("INVALID_CONFIG", clean(e.message), { ...details, field: "token_label" });
+      case "HSM_UNAVAILABLE":
+        // acquireModule's "cannot load the PKCS#11 module": the file is there but is no usable PKCS#11 library.
+        if (/cannot load the PKCS#11 module/.test(e.message)) return new ConnectorError("INVALID_CONFIG", clean(e.message), { ...details, field: "module_path" });
+        return new ConnectorError("UNAVAILABLE", `PKCS#11 token "${tokenLabel}" ${operation}: ${clean(e.message)}`, { ...details, retryable: true });
+      default:
+        return new ConnectorError("REJECTED", `PKCS#11 token "${tokenLabel}" ${operation}: ${clean(e.message)}`, details);
+    }
+  }
+  const code = ckrCode(e);
+  if (code === undefined) {
+    return new ConnectorError("REJECTED", `PKCS#11 token "${tokenLabel}" ${operation} failed: ${clean(e instanceof Error ? e.message : String(e))}`, { operation });
+  }
+  const name = code === CKR_ACTION_PROHIBITED ? "CKR_ACTION_PROHIBITED" : ckrName(code);
+  const details = { cloudCode: name, operation };
+  if (GONE.has(code)) return new ConnectorError("UNAVAILABLE", `PKCS#11 token "${tokenLabel}" ${operation} failed with ${name}`, { ...details, retryable: true });
+  if (PIN.has(code)) return new ConnectorError("CREDENTIALS_REJECTED", `the token "${tokenLabel}" refused the pin (${name})`, { ...details, field: "pin" });
+  if (UNSUPPORTED.has(code)) return new ConnectorError("UNSUPPORTED_ALGORITHM", `PKCS#11 token "${tokenLabel}" ${operation}: the token does not support it (${name})`, details);
+  if (code === pkcs11js.CKR_OBJECT_HANDLE_INVALID || code === pkcs11js.CKR_KEY_HANDLE_INVALID) return new ConnectorError("NOT_FOUND", `PKCS#11 token "${tokenLabel}" ${operation}: the object is gone (${name})`, details);
+  return new ConnectorError("REJECTED", `PKCS#11 token "${tokenLabel}" refused ${operation} with ${name}`, details);
+}
