@@ -385,3 +385,43 @@ test.serial("reset() forgets keys, tokens, captures, calls and faults", async (t
   t.is((await kp("GET", `/api/v2/keys/${id}`)).status, 404);
   t.deepEqual(emu.admin.calls().map((c) => c.operation), ["GetKey"]);
 });
+
+test("IAM: an API key is exchanged for a bearer token scoped like the key; a wrong one gets IAM's BXNIM0415E", async (t) => {
+  const iam = await startKeyProtectEmulator({ tokens: [], apiKeys: { "good-api-key": [A] }, instances: [A, B] });
+  try {
+    const exchange = (apikey: string) =>
+      fetch(`${iam.endpoint}/identity/token`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
+        body: new URLSearchParams({ grant_type: "urn:ibm:params:oauth:grant-type:apikey", apikey }).toString(),
+      });
+    const ok = await exchange("good-api-key");
+    t.is(ok.status, 200);
+    const body = (await ok.json()) as { access_token: string; token_type: string; expires_in: number };
+    t.is(body.token_type, "Bearer");
+    t.is(body.expires_in, 3600);
+    const list = (instance: string) => fetch(`${iam.endpoint}/api/v2/keys`, { headers: { authorization: `Bearer ${body.access_token}`, "bluemix-instance": instance } });
+    t.is((await list(A)).status, 200);
+    t.is((await list(B)).status, 403, "the token carries the API key's instances only");
+    const bad = await exchange("wrong-api-key");
+    t.is(bad.status, 400);
+    t.like(await bad.json(), { errorCode: "BXNIM0415E", errorMessage: "Provided API key could not be found." });
+    t.deepEqual(iam.admin.calls().map((c) => [c.operation, c.status]).filter(([op]) => op === "IamGetToken"), [["IamGetToken", 200], ["IamGetToken", 400]]);
+  } finally {
+    await iam.close();
+  }
+});
+
+test("aliases: POST /keys/{id}/aliases/{alias} adds an alias, unique in the instance", async (t) => {
+  const a = await kp("POST", "/api/v2/keys", { body: keyBody({ name: "alias-a" }) });
+  const b = await kp("POST", "/api/v2/keys", { body: keyBody({ name: "alias-b" }) });
+  const idA = String(a.json.resources![0]!["id"]);
+  const idB = String(b.json.resources![0]!["id"]);
+  const made = await kp("POST", `/api/v2/keys/${idA}/aliases/team-alias`);
+  t.is(made.status, 201);
+  t.like(made.json.resources![0]!, { keyId: idA, alias: "team-alias" });
+  t.deepEqual((await kp("GET", `/api/v2/keys/${idA}/metadata`)).json.resources![0]!["aliases"], ["team-alias"]);
+  const clash = await kp("POST", `/api/v2/keys/${idB}/aliases/team-alias`);
+  t.is(clash.status, 400);
+  t.is((clash.json.resources![0]!["reasons"] as Array<{ code: string }>)[0]!.code, "INVALID_FIELD_ERR");
+});

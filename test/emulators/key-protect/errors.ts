@@ -49,6 +49,7 @@ export type Context =
   | "Key could not be disabled"
   | "Action could not be performed on key"
   | "Key versions could not be retrieved"
+  | "Alias could not be created"
   | "Import token could not be created"
   | "Import token could not be retrieved";
 

@@ -1,5 +1,6 @@
 // Serves the Key Protect REST API (/api/v2) on loopback, plain HTTP by default or HTTPS with a per-run CA, with
 // bearer-token and bluemix-instance checks, fault injection and the admin HTTP API on a second port.
+import { randomUUID } from "node:crypto";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { startAdminServer } from "../common/admin-http.js";
@@ -29,6 +30,11 @@ export interface KeyProtectEmulatorOptions {
   tokens?: string[];
   /** Bearer tokens accepted only for the listed instances (pass-through tokens scoped per instance). */
   instanceTokens?: Record<string, string[]>;
+  /**
+   * IBM Cloud API keys the IAM endpoint (`POST /identity/token` on the same port) exchanges for access tokens, with
+   * the instances each token may use ("*" = every instance). Default none.
+   */
+  apiKeys?: Record<string, "*" | string[]>;
   /**
    * Serve HTTPS: true = with a certificate from a throw-away CA made now, or the given material (e.g. kept across
    * restarts); `caCertPem` in the result. Default false (plain HTTP).
@@ -70,10 +76,14 @@ const ACTION_OPS: Readonly<Record<string, string>> = {
 };
 
 function route(state: KeyProtectState, method: string, path: string, query: URLSearchParams): Route | KpError {
-  const m = /^\/api\/v2\/(import_token|keys)(?:\/([^/]+)(?:\/(metadata|versions|actions\/([^/]+)))?)?\/?$/.exec(path);
+  const m = /^\/api\/v2\/(import_token|keys)(?:\/([^/]+)(?:\/(metadata|versions|actions\/([^/]+)|aliases\/([^/]+)))?)?\/?$/.exec(path);
   if (!m) return routeNotFound();
-  const [, collection, rawId, sub, action] = m;
+  const [, collection, rawId, sub, action, rawAlias] = m;
   const id = rawId ? decodeURIComponent(rawId) : undefined;
+  if (id && rawAlias !== undefined) {
+    const alias = decodeURIComponent(rawAlias);
+    return method === "POST" ? { operation: "CreateKeyAlias", keyId: id, run: (i) => state.createAlias(i, id, alias) } : methodNotAllowed();
+  }
   if (collection === "import_token") {
     if (id) return routeNotFound();
     if (method === "POST") return { operation: "CreateImportToken", run: (i, b) => state.createImportToken(i, b ?? {}) };
@@ -112,6 +122,27 @@ export async function startKeyProtectEmulator(opts: KeyProtectEmulatorOptions = 
   const faults = new FaultInjector();
   const calls = new BoundedLog<CallRecord>(opts.callLogLimit ?? 10_000);
   const admin = makeKeyProtectAdmin(state, faults, calls, tokens);
+  const apiKeys = new Map(Object.entries(opts.apiKeys ?? {}));
+
+  /** IBM IAM's API-key grant (BYOK.md §5.1): mints a bearer token this emulator accepts; IAM's error bodies. */
+  const iamToken = (req: IncomingMessage, res: ServerResponse, raw: Buffer): void => {
+    const form = new URLSearchParams(raw.toString("utf8"));
+    const iamError = (status: number, errorCode: string, errorMessage: string) => {
+      calls.append({ operation: "IamGetToken", status, error: errorCode, committed: false, time: state.now().toISOString() });
+      sendJson(res, status, { errorCode, errorMessage, context: { requestId: randomUUID() } }, {}, "application/json");
+    };
+    if (!/application\/x-www-form-urlencoded/.test(req.headers["content-type"] ?? "")) return iamError(400, "BXNIM0109E", "Property missing or empty. Property: grant_type");
+    if (form.get("grant_type") !== "urn:ibm:params:oauth:grant-type:apikey") return iamError(400, "BXNIM0109E", "Property missing or empty. Property: grant_type");
+    const apiKey = form.get("apikey") ?? "";
+    if (apiKey === "") return iamError(400, "BXNIM0109E", "Property missing or empty. Property: apikey");
+    const grant = apiKeys.get(apiKey);
+    if (!grant) return iamError(400, "BXNIM0415E", "Provided API key could not be found.");
+    const token = `iam-${randomUUID()}`;
+    tokens.set(token, grant === "*" ? "*" : new Set(grant));
+    const now = Math.floor(state.now().getTime() / 1000);
+    calls.append({ operation: "IamGetToken", status: 200, committed: true, time: state.now().toISOString() });
+    sendJson(res, 200, { access_token: token, refresh_token: "not_supported", token_type: "Bearer", expires_in: 3600, expiration: now + 3600, scope: "ibm openid" }, {}, "application/json");
+  };
 
   const send = (res: ServerResponse, result: KpResult): void => {
     if (result.status === 204 || result.body === undefined) {
@@ -135,6 +166,7 @@ export async function startKeyProtectEmulator(opts: KeyProtectEmulatorOptions = 
     const raw = await readBody(req);
     const url = new URL(req.url ?? "/", "http://kp");
     const method = req.method ?? "GET";
+    if (url.pathname === "/identity/token" && method === "POST") return iamToken(req, res, raw);
     const r = route(state, method, url.pathname, url.searchParams);
     const operation = r instanceof KpError ? "Unknown" : r.operation;
     let target = r instanceof KpError ? undefined : r.keyId;

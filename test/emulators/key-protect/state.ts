@@ -352,6 +352,25 @@ export class KeyProtectState {
     return { status: 200, body: envelope("application/vnd.ibm.kms.key_version+json", resources) };
   }
 
+  /** POST /keys/{id}/aliases/{alias}: 2-90 letters, digits, - and _, not a UUID, unique in the instance, ≤5 per key. */
+  createAlias(instance: string, id: string, alias: string): KpResult {
+    const ctx: Context = "Alias could not be created";
+    const key = this.key(instance, id, ctx);
+    if (key.state === 5) throw keyDeleted(ctx);
+    if (!/^[a-zA-Z0-9_-]{2,90}$/.test(alias) || /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(alias)) {
+      throw invalidField(ctx, "alias", "2 to 90 letters, digits, - or _, and not a UUID");
+    }
+    const holder = [...(this.instances.get(instance)?.keys.values() ?? [])].find((k) => k.state !== 5 && k.aliases.includes(alias));
+    if (holder && holder.id !== id) throw invalidField(ctx, "alias", "unique in the instance");
+    if (!key.aliases.includes(alias)) {
+      if (key.aliases.length >= 5) throw invalidField(ctx, "alias", "one of at most 5 aliases per key");
+      key.aliases.push(alias);
+      key.lastUpdateDate = this.now();
+    }
+    const view = { keyId: key.id, alias, creationDate: this.now().toISOString() };
+    return { status: 201, body: envelope("application/vnd.ibm.kms.alias+json", [view]) };
+  }
+
   deleteKey(instance: string, id: string, prefer: string): KpResult {
     const ctx: Context = "Key could not be deleted";
     const key = this.key(instance, id, ctx);
