@@ -20,6 +20,7 @@ import { CredentialCipher } from "./core/credential-cipher.js";
 import { ConnectorRegistry } from "./cloud/registry.js";
 import { awsKmsFactory } from "./cloud/aws-kms/connector.js";
 import { azureKeyVaultFactory } from "./cloud/azure-keyvault/connector.js";
+import { pkcs11TokenFactory } from "./cloud/pkcs11-token/connector.js";
 import { gcpKmsFactory } from "./cloud/gcp-kms/connector.js";
 import type { Secret } from "./util/secret.js";
 import { KeyedLock, KeyedRwLock } from "./core/locks.js";
@@ -148,7 +149,7 @@ async function serve(
     audit,
     clock,
     ids,
-    registry: new ConnectorRegistry([awsKmsFactory, azureKeyVaultFactory, gcpKmsFactory]),
+    registry: new ConnectorRegistry([awsKmsFactory, azureKeyVaultFactory, gcpKmsFactory, pkcs11TokenFactory]),
     cipher: new CredentialCipher(opened.credentialKey),
     vaultLock,
     keystoreLock: new KeyedLock(),

@@ -7,7 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import { join } from "node:path";
 import { DistributionServiceClient } from "../../protos/gen/mcko/v1/distribution_service.js";
 import { KeystoreServiceClient } from "../../protos/gen/mcko/v1/keystore_service.js";
-import { AwsWrappingAlgorithm, KeystoreType, type AwsKmsConfig, type Keystore } from "../../protos/gen/mcko/v1/keystore.js";
+import { AwsWrappingAlgorithm, GcpImportMethod, GcpProtectionLevel, KeystoreType, type AwsKmsConfig, type GcpKmsConfig, type Keystore } from "../../protos/gen/mcko/v1/keystore.js";
 import type { Key } from "../../protos/gen/mcko/v1/key.js";
 import { kwpUnwrap } from "../../daemon/src/hsm/kcv.js";
 import { readKeyring } from "../../daemon/src/hsm/software/keyring.js";
@@ -74,4 +74,13 @@ export async function vaultMaterials(home: Home, vault: string): Promise<Map<str
     await store.close();
   }
   return out;
+}
+
+export function gcpConfig(c: Partial<GcpKmsConfig>): GcpKmsConfig {
+  return { project: "", location: "", keyRing: "", endpoint: "", credentialsJson: "", importMethod: GcpImportMethod.GCP_IMPORT_METHOD_UNSPECIFIED, protectionLevel: GcpProtectionLevel.GCP_PROTECTION_LEVEL_UNSPECIFIED, ...c };
+}
+
+/** A Google Cloud KMS keystore; for the emulator pass `endpoint: \`http://${emu.endpoint}\`` (plaintext gRPC). */
+export function gcpKeystore(c: Partial<GcpKmsConfig>, extra: Partial<Keystore> = {}): Keystore {
+  return { ...awsKeystore({}), type: KeystoreType.KEYSTORE_TYPE_GCP_KMS, config: { $case: "gcpKms", value: gcpConfig(c) }, ...extra };
 }

@@ -5,6 +5,7 @@ import {
   GcpImportMethod,
   GcpProtectionLevel,
   KeystoreType as PbType,
+  Pkcs11KeyUsage,
   type Keystore as PbKeystore,
 } from "../../../../protos/gen/mcko/v1/keystore.js";
 import type { ConnectorSettings, KeystoreType } from "../../cloud/connector.js";
@@ -73,6 +74,9 @@ export function splitConfig(type: KeystoreType, config: object, only?: ReadonlyS
     if (type === "GCP_KMS" && field === "protection_level") {
       v = raw === 0 ? "" : ((GcpProtectionLevel[raw as GcpProtectionLevel] as string | undefined)?.replace(/^GCP_PROTECTION_LEVEL_/, "") ?? String(raw));
     }
+    if (type === "PKCS11" && field === "key_usage") {
+      v = raw === 0 ? "" : ((Pkcs11KeyUsage[raw as Pkcs11KeyUsage] as string | undefined)?.replace(/^PKCS11_KEY_USAGE_/, "") ?? String(raw));
+    }
     if (CREDENTIAL_FIELDS[type].includes(field)) {
       if (typeof v === "string" && (v !== "" || only)) credentials[field] = v;
       continue;
@@ -91,6 +95,7 @@ function configToProto(type: KeystoreType, settings: ConnectorSettings): PbKeyst
     if (type === "AWS_KMS" && k === "wrapping_algorithm") value.wrappingAlgorithm = AwsWrappingAlgorithm[`AWS_WRAPPING_ALGORITHM_${String(v)}` as keyof typeof AwsWrappingAlgorithm] ?? 0;
     else if (type === "GCP_KMS" && k === "import_method") value.importMethod = GcpImportMethod[`GCP_IMPORT_METHOD_${String(v)}` as keyof typeof GcpImportMethod] ?? 0;
     else if (type === "GCP_KMS" && k === "protection_level") value.protectionLevel = GcpProtectionLevel[`GCP_PROTECTION_LEVEL_${String(v)}` as keyof typeof GcpProtectionLevel] ?? 0;
+    else if (type === "PKCS11" && k === "key_usage") value.keyUsage = Pkcs11KeyUsage[`PKCS11_KEY_USAGE_${String(v)}` as keyof typeof Pkcs11KeyUsage] ?? 0;
     else value[camel(k)] = v;
   }
   const c = CASE_OF_TYPE[type];
@@ -98,7 +103,7 @@ function configToProto(type: KeystoreType, settings: ConnectorSettings): PbKeyst
     azureKeyVault: { vaultUrl: "", tenantId: "", clientId: "", clientSecret: "", kekName: "", purgeOnDelete: false, hsm: false, bearerToken: "", caCertPem: "", authorityHost: "" },
     gcpKms: { project: "", location: "", keyRing: "", endpoint: "", credentialsJson: "", importMethod: 0, protectionLevel: 0 },
     ibmKeyProtect: { endpoint: "", instanceId: "", iamEndpoint: "", apiKey: "" },
-    pkcs11: { modulePath: "", tokenLabel: "", pin: "" } }[c];
+    pkcs11: { modulePath: "", tokenLabel: "", pin: "", labelPrefix: "", keyUsage: 0, transportKeyLabel: "" } }[c];
   return { $case: c, value: { ...base, ...value } } as PbKeystore["config"];
 }
 

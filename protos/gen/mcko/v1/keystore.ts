@@ -304,6 +304,62 @@ export function gcpProtectionLevelToJSON(object: GcpProtectionLevel): string {
   }
 }
 
+/**
+ * What a key object pushed to a PKCS#11 token may be used for. Disabling a distribution turns these usage
+ * attributes off; enabling turns them on again.
+ */
+export enum Pkcs11KeyUsage {
+  /**
+   * PKCS11_KEY_USAGE_UNSPECIFIED - Not set: by key family. AES: CKA_ENCRYPT and CKA_DECRYPT; HMAC: CKA_SIGN and CKA_VERIFY; RSA (private key
+   * object): CKA_DECRYPT and CKA_SIGN; EC (private key object): CKA_SIGN.
+   */
+  PKCS11_KEY_USAGE_UNSPECIFIED = 0,
+  /** PKCS11_KEY_USAGE_ENCRYPT_DECRYPT - AES: CKA_ENCRYPT and CKA_DECRYPT; RSA: CKA_DECRYPT. HMAC and EC keys cannot be pushed with it. */
+  PKCS11_KEY_USAGE_ENCRYPT_DECRYPT = 1,
+  /** PKCS11_KEY_USAGE_SIGN_VERIFY - AES (CMAC) and HMAC: CKA_SIGN and CKA_VERIFY; RSA and EC: CKA_SIGN. */
+  PKCS11_KEY_USAGE_SIGN_VERIFY = 2,
+  /** PKCS11_KEY_USAGE_WRAP_UNWRAP - AES: CKA_WRAP and CKA_UNWRAP; RSA: CKA_UNWRAP. HMAC and EC keys cannot be pushed with it. */
+  PKCS11_KEY_USAGE_WRAP_UNWRAP = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function pkcs11KeyUsageFromJSON(object: any): Pkcs11KeyUsage {
+  switch (object) {
+    case 0:
+    case "PKCS11_KEY_USAGE_UNSPECIFIED":
+      return Pkcs11KeyUsage.PKCS11_KEY_USAGE_UNSPECIFIED;
+    case 1:
+    case "PKCS11_KEY_USAGE_ENCRYPT_DECRYPT":
+      return Pkcs11KeyUsage.PKCS11_KEY_USAGE_ENCRYPT_DECRYPT;
+    case 2:
+    case "PKCS11_KEY_USAGE_SIGN_VERIFY":
+      return Pkcs11KeyUsage.PKCS11_KEY_USAGE_SIGN_VERIFY;
+    case 3:
+    case "PKCS11_KEY_USAGE_WRAP_UNWRAP":
+      return Pkcs11KeyUsage.PKCS11_KEY_USAGE_WRAP_UNWRAP;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return Pkcs11KeyUsage.UNRECOGNIZED;
+  }
+}
+
+export function pkcs11KeyUsageToJSON(object: Pkcs11KeyUsage): string {
+  switch (object) {
+    case Pkcs11KeyUsage.PKCS11_KEY_USAGE_UNSPECIFIED:
+      return "PKCS11_KEY_USAGE_UNSPECIFIED";
+    case Pkcs11KeyUsage.PKCS11_KEY_USAGE_ENCRYPT_DECRYPT:
+      return "PKCS11_KEY_USAGE_ENCRYPT_DECRYPT";
+    case Pkcs11KeyUsage.PKCS11_KEY_USAGE_SIGN_VERIFY:
+      return "PKCS11_KEY_USAGE_SIGN_VERIFY";
+    case Pkcs11KeyUsage.PKCS11_KEY_USAGE_WRAP_UNWRAP:
+      return "PKCS11_KEY_USAGE_WRAP_UNWRAP";
+    case Pkcs11KeyUsage.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** Connection to AWS KMS in one account and region. */
 export interface AwsKmsConfig {
   /** AWS region, e.g. `us-east-1`. Required. */
@@ -396,14 +452,35 @@ export interface IbmKeyProtectConfig {
   apiKey: string;
 }
 
-/** Connection to a PKCS#11 token. */
+/**
+ * Connection to a PKCS#11 token (another HSM partition). Each pushed key version becomes a token object
+ * (CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, CKA_EXTRACTABLE false) labelled `<label_prefix><cloud name>`, with CKA_ID
+ * set to the push's request id, unwrapped inside the token under its transport key; applications find it by label.
+ * Disable turns the usage attributes off (or removes the object where the token refuses; it is pushed again on
+ * enable); rotation adds an object that takes the label (the old one becomes `<label>#<version>`); destroy is
+ * C_DestroyObject.
+ */
 export interface Pkcs11KeystoreConfig {
-  /** Path of the PKCS#11 module (shared library). Required. */
+  /**
+   * Absolute path of the PKCS#11 module (shared library) on the daemon's host, e.g.
+   * `/usr/lib/softhsm/libsofthsm2.so`. Required; it must exist. A module that is also the daemon's own HSM module
+   * is loaded once and shared.
+   */
   modulePath: string;
-  /** Label of the token. Required. */
+  /** Label of the target token; its slot is found by this label. Required, at most 32 bytes. */
   tokenLabel: string;
-  /** User PIN. Write-only: never returned, never logged. */
+  /** User PIN of the target token. Write-only: never returned, never logged, never in an audit event or error. */
   pin: string;
+  /** Prefix of each key object's CKA_LABEL: `<label_prefix><cloud name>`. Default empty. No `#`. */
+  labelPrefix: string;
+  /** What pushed key objects may be used for. Default: by key family (see Pkcs11KeyUsage). */
+  keyUsage: Pkcs11KeyUsage;
+  /**
+   * CKA_LABEL of the transport RSA-3072 key pair in the target token that pushes are wrapped for (RSA-OAEP SHA-1
+   * over a one-time AES-256 key, then AES key wrap with padding; the private key is sensitive and
+   * non-extractable). Created on the first push when absent. Default `mcko-transport`.
+   */
+  transportKeyLabel: string;
 }
 
 /** An external keystore that keys of the vault can be distributed to. */
@@ -1264,7 +1341,7 @@ export const IbmKeyProtectConfig: MessageFns<IbmKeyProtectConfig> = {
 };
 
 function createBasePkcs11KeystoreConfig(): Pkcs11KeystoreConfig {
-  return { modulePath: "", tokenLabel: "", pin: "" };
+  return { modulePath: "", tokenLabel: "", pin: "", labelPrefix: "", keyUsage: 0, transportKeyLabel: "" };
 }
 
 export const Pkcs11KeystoreConfig: MessageFns<Pkcs11KeystoreConfig> = {
@@ -1277,6 +1354,15 @@ export const Pkcs11KeystoreConfig: MessageFns<Pkcs11KeystoreConfig> = {
     }
     if (message.pin !== "") {
       writer.uint32(26).string(message.pin);
+    }
+    if (message.labelPrefix !== "") {
+      writer.uint32(34).string(message.labelPrefix);
+    }
+    if (message.keyUsage !== 0) {
+      writer.uint32(40).int32(message.keyUsage);
+    }
+    if (message.transportKeyLabel !== "") {
+      writer.uint32(50).string(message.transportKeyLabel);
     }
     return writer;
   },
@@ -1318,6 +1404,30 @@ export const Pkcs11KeystoreConfig: MessageFns<Pkcs11KeystoreConfig> = {
             message.pin = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.labelPrefix = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.keyUsage = reader.int32() as any;
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.transportKeyLabel = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1343,6 +1453,21 @@ export const Pkcs11KeystoreConfig: MessageFns<Pkcs11KeystoreConfig> = {
         ? globalThis.String(object.token_label)
         : "",
       pin: isSet(object.pin) ? globalThis.String(object.pin) : "",
+      labelPrefix: isSet(object.labelPrefix)
+        ? globalThis.String(object.labelPrefix)
+        : isSet(object.label_prefix)
+        ? globalThis.String(object.label_prefix)
+        : "",
+      keyUsage: isSet(object.keyUsage)
+        ? pkcs11KeyUsageFromJSON(object.keyUsage)
+        : isSet(object.key_usage)
+        ? pkcs11KeyUsageFromJSON(object.key_usage)
+        : 0,
+      transportKeyLabel: isSet(object.transportKeyLabel)
+        ? globalThis.String(object.transportKeyLabel)
+        : isSet(object.transport_key_label)
+        ? globalThis.String(object.transport_key_label)
+        : "",
     };
   },
 
@@ -1357,6 +1482,15 @@ export const Pkcs11KeystoreConfig: MessageFns<Pkcs11KeystoreConfig> = {
     if (message.pin !== "") {
       obj.pin = message.pin;
     }
+    if (message.labelPrefix !== "") {
+      obj.labelPrefix = message.labelPrefix;
+    }
+    if (message.keyUsage !== 0) {
+      obj.keyUsage = pkcs11KeyUsageToJSON(message.keyUsage);
+    }
+    if (message.transportKeyLabel !== "") {
+      obj.transportKeyLabel = message.transportKeyLabel;
+    }
     return obj;
   },
 
@@ -1368,6 +1502,9 @@ export const Pkcs11KeystoreConfig: MessageFns<Pkcs11KeystoreConfig> = {
     message.modulePath = object.modulePath ?? "";
     message.tokenLabel = object.tokenLabel ?? "";
     message.pin = object.pin ?? "";
+    message.labelPrefix = object.labelPrefix ?? "";
+    message.keyUsage = object.keyUsage ?? 0;
+    message.transportKeyLabel = object.transportKeyLabel ?? "";
     return message;
   },
 };
