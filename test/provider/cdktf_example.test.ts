@@ -3,10 +3,10 @@
 // runs with node + tsx (no cdktf CLI) and synthesizes cdk.tf.json without the daemon's address or any credential;
 // terraform then runs on that file: init (the synthesized local backend needs it, so the provider comes from a
 // filesystem mirror made by provider/bin/make-mirror, the way a user installs it; dev_overrides would make init query
-// the public registry), apply, `plan -detailed-exitcode` = 0, destroy. Canary: the key material of the keys the app
-// created is recovered from the daemon's store (the daemon stopped meanwhile, then restarted on the same port), and
-// neither it nor the client key appears in any file of the terraform working directory (state, backup, cdk.tf.json,
-// .terraform/) or in the synth output.
+// the public registry), plan (3 to add), apply, `plan -detailed-exitcode` = 0, destroy. Canary: the key material of
+// the keys the app created is recovered from the daemon's store (the daemon stopped meanwhile, then restarted on the
+// same port), and neither it nor the client key appears in any file of the terraform working directory (state,
+// backup, cdk.tf.json, .terraform/) or in the synth output.
 import { execFile } from "node:child_process";
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,7 +24,7 @@ import type { GetVaultResponse } from "../../protos/gen/mcko/v1/vault_service.js
 import { type Clients, clientsFor, type DaemonProcess, mtls, REPO, startDaemonProcess } from "../support/daemon.js";
 import { recoverMaterialsForTest } from "../support/softhsm.js";
 import type { TfResult, TfWorkspace } from "../support/tf-terraform.js";
-import { type Acc, accEnabled, applyClean, checkState, daemonCall, readState, show, SOURCE, startAcc } from "./acc-harness.js";
+import { type Acc, accEnabled, applyClean, checkState, daemonCall, planExit, readState, show, SOURCE, startAcc } from "./acc-harness.js";
 
 const run = promisify(execFile);
 const enabled = accEnabled("cdktf_example.test.ts");
@@ -204,6 +204,8 @@ async function exampleRoundTrip(t: ExecutionContext, app: string, library: "cdkt
     t.regex(init.stdout, /Successfully configured the backend "local"/);
     t.regex(init.stdout, /Installed mcko\/mcko v\d+\.\d+\.\d+ \(unauthenticated\)/);
 
+    const plan = await planExit(t, ws, 2);
+    t.regex(plan.stdout, /Plan: 3 to add, 0 to change, 0 to destroy/);
     const started = Date.now();
     const apply = await applyClean(t, ws, acc); // apply, then plan -detailed-exitcode = 0 and the harness's state checks
     t.log(`${library}: apply + plan ${Date.now() - started} ms`);
