@@ -20,6 +20,7 @@ import { CredentialCipher } from "./core/credential-cipher.js";
 import { ConnectorRegistry } from "./cloud/registry.js";
 import { awsKmsFactory } from "./cloud/aws-kms/connector.js";
 import { azureKeyVaultFactory } from "./cloud/azure-keyvault/connector.js";
+import { ibmKeyProtectFactory } from "./cloud/ibm-key-protect/connector.js";
 import { pkcs11TokenFactory } from "./cloud/pkcs11-token/connector.js";
 import { gcpKmsFactory } from "./cloud/gcp-kms/connector.js";
 import type { Secret } from "./util/secret.js";
@@ -149,7 +150,7 @@ async function serve(
     audit,
     clock,
     ids,
-    registry: new ConnectorRegistry([awsKmsFactory, azureKeyVaultFactory, gcpKmsFactory, pkcs11TokenFactory]),
+    registry: new ConnectorRegistry([awsKmsFactory, azureKeyVaultFactory, gcpKmsFactory, pkcs11TokenFactory, ibmKeyProtectFactory]),
     cipher: new CredentialCipher(opened.credentialKey),
     vaultLock,
     keystoreLock: new KeyedLock(),

@@ -121,14 +121,17 @@ export function addKeystoreCommands(program: Command, deps: KeystoreCommandDeps)
   const ks = program.command("keystore").description("external keystores (AWS KMS, …) of a vault");
   ks.command("add")
     .argument("<keystore>", "VAULT/KEYSTORE")
-    .requiredOption("--type <type>", "aws-kms or azure-key-vault (gcp-kms, ibm-key-protect, pkcs11: not in this build yet)")
+    .requiredOption("--type <type>", "aws-kms, azure-key-vault or ibm-key-protect (gcp-kms, pkcs11: not in this build yet)")
     .option("--region <region>", "AWS region, e.g. us-east-1")
     .option("--vault-url <url>", "Azure: vault URL, e.g. https://myvault.vault.azure.net")
     .option("--tenant-id <guid>", "Azure: Entra ID tenant (with client_secret in the credentials file)")
     .option("--client-id <guid>", "Azure: application (client) id")
     .option("--kek-name <name>", "Azure: name of the key exchange key (default mcko-kek)")
     .option("--purge-on-delete", "Azure: purge deleted keys", false)
-    .option("--ca-cert <file>", "Azure: extra CA (PEM) for the vault's TLS certificate")
+    .option("--ca-cert <file>", "Azure, Key Protect: extra CA (PEM) for the endpoint's TLS certificate")
+    .option("--instance-id <guid>", "Key Protect: instance GUID (bluemix-instance)")
+    .option("--iam-endpoint <url>", "Key Protect: IAM endpoint that exchanges api_key for tokens (default https://iam.cloud.ibm.com)")
+    .option("--key-ring <id>", "Key Protect: key ring of the keys MCKO creates (default: the instance's default ring)")
     .option("--endpoint <url>", "endpoint override (VPC endpoint, emulator)")
     .option("--credentials-file <file>", 'JSON file with the credentials, e.g. {"access_key_id": "…", "secret_access_key": "…"}')
     .option("--caller-credentials", "store no credentials: every call brings its own (x-mcko-cloud-credentials)", false)
@@ -139,10 +142,10 @@ export function addKeystoreCommands(program: Command, deps: KeystoreCommandDeps)
     .option("--allow-software-wrap", "allow BYOK formats whose RSA step the HSM cannot do to run in software (audited)", false)
     .option("--description <text>", "free text", "")
     .option("--validate-only", "test the settings and credentials against the cloud; store nothing", false)
-    .action(async (arg: string, o: { type: string; vaultUrl?: string; tenantId?: string; clientId?: string; kekName?: string; purgeOnDelete: boolean; caCert?: string; region?: string; endpoint?: string; credentialsFile?: string; callerCredentials: boolean; wrappingAlgorithm?: string; materialValidDays?: string; aliasPrefix?: string; deletionWindowDays?: string; allowSoftwareWrap: boolean; description: string; validateOnly: boolean }) => {
+    .action(async (arg: string, o: { type: string; vaultUrl?: string; tenantId?: string; clientId?: string; kekName?: string; purgeOnDelete: boolean; caCert?: string; instanceId?: string; iamEndpoint?: string; keyRing?: string; region?: string; endpoint?: string; credentialsFile?: string; callerCredentials: boolean; wrappingAlgorithm?: string; materialValidDays?: string; aliasPrefix?: string; deletionWindowDays?: string; allowSoftwareWrap: boolean; description: string; validateOnly: boolean }) => {
       const name = keystoreName(arg);
       const [, vault, , id] = name.split("/");
-      if (o.type !== "aws-kms" && o.type !== "azure-key-vault") throw new CliConfigError(`--type ${o.type}: this build has connectors for aws-kms and azure-key-vault only`);
+      if (o.type !== "aws-kms" && o.type !== "azure-key-vault" && o.type !== "ibm-key-protect") throw new CliConfigError(`--type ${o.type}: this build has connectors for aws-kms, azure-key-vault and ibm-key-protect only`);
       if (o.callerCredentials && o.credentialsFile) throw new CliConfigError("use either --credentials-file or --caller-credentials");
       const creds = o.credentialsFile ? readCredentials(o.credentialsFile) : {};
       const wa = o.wrappingAlgorithm ? AwsWrappingAlgorithm[`AWS_WRAPPING_ALGORITHM_${o.wrappingAlgorithm}` as keyof typeof AwsWrappingAlgorithm] : 0;
@@ -162,10 +165,22 @@ export function addKeystoreCommands(program: Command, deps: KeystoreCommandDeps)
           authorityHost: "",
         },
       };
+      const keyProtect: PbKeystore["config"] = {
+        $case: "ibmKeyProtect",
+        value: {
+          endpoint: o.endpoint ?? "",
+          instanceId: o.instanceId ?? "",
+          iamEndpoint: o.iamEndpoint ?? "",
+          apiKey: creds.api_key ?? "",
+          iamToken: creds.iam_token ?? "",
+          keyRing: o.keyRing ?? "",
+          caCertPem: o.caCert ? readFileSync(o.caCert, "utf8") : "",
+        },
+      };
       const keystore: PbKeystore = {
         name: "",
-        type: o.type === "azure-key-vault" ? KeystoreType.KEYSTORE_TYPE_AZURE_KEY_VAULT : KeystoreType.KEYSTORE_TYPE_AWS_KMS,
-        config: o.type === "azure-key-vault" ? azure : {
+        type: o.type === "azure-key-vault" ? KeystoreType.KEYSTORE_TYPE_AZURE_KEY_VAULT : o.type === "ibm-key-protect" ? KeystoreType.KEYSTORE_TYPE_IBM_KEY_PROTECT : KeystoreType.KEYSTORE_TYPE_AWS_KMS,
+        config: o.type === "azure-key-vault" ? azure : o.type === "ibm-key-protect" ? keyProtect : {
           $case: "awsKms",
           value: {
             region: o.region ?? "",

@@ -86,6 +86,12 @@ export interface PushRequest {
   /** Wraps the version's material for the cloud's public wrapping key, inside the HSM (Hsm.wrapForKeystore). */
   readonly wrap: (wrappingKeySpki: Buffer, format: ByokFormat) => Promise<ByokBlob>;
   /**
+   * AES-GCM-encrypts non-secret `plaintext` under the version's own material, inside the HSM (Hsm.aesGcmEncrypt):
+   * Key Protect's import token proves the importer holds the material by sealing the token's nonce with it.
+   * Returns ciphertext ‖ 16-byte tag.
+   */
+  readonly sealWithMaterial: (iv: Buffer, plaintext: Buffer) => Promise<Buffer>;
+  /**
    * The keystore's deletion window (0 = the cloud's minimum), for clouds that fix it when a key is created (Google
    * Cloud KMS `destroy_scheduled_duration`); others take it at `scheduleDeletion`.
    */

@@ -16,7 +16,7 @@
  */
 import { createHash } from "node:crypto";
 import type { CloudKeyRef, ConnectorCredentials, KeystoreConnector } from "../cloud/connector.js";
-import type { Hsm } from "../hsm/hsm.js";
+import { HsmError, type Hsm } from "../hsm/hsm.js";
 import type { Logger } from "../log/logger.js";
 import { StoreConflictError, type JsonValue, type Mutation, type Store, type StoredRecord } from "../store/store.js";
 import type { Actor, AuditLog } from "./audit/audit-log.js";
@@ -508,7 +508,21 @@ export class DistributionService implements KeyChangeListener {
       wrap: async (spki: Buffer, format: Parameters<Hsm["wrapForKeystore"]>[1]["format"]) => {
         const wrapped = wrappedVersion(k, version);
         if (!wrapped) throw new FailedPreconditionError("KEY_NOT_DISTRIBUTABLE", `version ${version} of ${formatKeyName(k.vault, k.id)} has no material`, { state: k.state });
-        return this.deps.hsm.wrapForKeystore(wrapped, { wrappingKeySpki: spki, format, allowSoftwareWrap: ks.allowSoftwareWrap });
+        try {
+          return await this.deps.hsm.wrapForKeystore(wrapped, { wrappingKeySpki: spki, format, allowSoftwareWrap: ks.allowSoftwareWrap });
+        } catch (e) {
+          if (e instanceof HsmError && e.reason === "HSM_MECHANISM_UNSUPPORTED") {
+            throw new FailedPreconditionError("SOFTWARE_WRAP_NOT_ALLOWED", `${e.message} (keystore ${formatKeystoreName(ks.vault, ks.id)})`, { format, keystoreType: ks.type }, [
+              { type: "KEYSTORE_ALLOW_SOFTWARE_WRAP", subject: formatKeystoreName(ks.vault, ks.id), description: `${format} needs allow_software_wrap on this HSM` },
+            ]);
+          }
+          throw e;
+        }
+      },
+      sealWithMaterial: async (iv: Buffer, plaintext: Buffer) => {
+        const wrapped = wrappedVersion(k, version);
+        if (!wrapped) throw new FailedPreconditionError("KEY_NOT_DISTRIBUTABLE", `version ${version} of ${formatKeyName(k.vault, k.id)} has no material`, { state: k.state });
+        return this.deps.hsm.aesGcmEncrypt(wrapped, { iv, plaintext });
       },
     };
   }

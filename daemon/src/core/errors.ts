@@ -101,8 +101,8 @@ export class AbortedError extends MckoError {
 export class UnauthenticatedError extends MckoError {
   override name = "UnauthenticatedError";
   readonly kind = "UNAUTHENTICATED" as const;
-  constructor(message: string) {
-    super("UNAUTHENTICATED", message);
+  constructor(message: string, reason = "UNAUTHENTICATED", metadata: Record<string, string> = {}) {
+    super(reason, message, metadata);
   }
 }
 

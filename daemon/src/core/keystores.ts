@@ -15,7 +15,7 @@ import { toJournalEntry, type AuditEventInput } from "./audit/chain.js";
 import type { Clock, IdSource } from "./clock.js";
 import { fromConnectorError } from "./cloud-errors.js";
 import type { CredentialCipher, SealedCredentials } from "./credential-cipher.js";
-import { AbortedError, AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, type FieldViolation } from "./errors.js";
+import { AbortedError, AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnauthenticatedError, type FieldViolation } from "./errors.js";
 import { isReplay, requestFingerprint, requestMutation } from "./requests.js";
 import type { KeyedLock, KeyedRwLock } from "./locks.js";
 import { formatKeystoreName, formatVaultName, storeKeys } from "./names.js";
@@ -316,7 +316,8 @@ export class KeystoreService {
   #credentialsOf(r: KeystoreRecord, caller: ConnectorCredentials | undefined): ConnectorCredentials {
     const name = formatKeystoreName(r.vault, r.id);
     if (r.credentialSource === "CALLER") {
-      if (!caller) throw credentialsRequired(name);
+      const fields = this.#factory(r.type).credentialFields;
+      if (!caller || !fields.some((f) => (caller[f] ?? "") !== "")) throw credentialsRequired(name, fields);
       return caller;
     }
     return r.credentials ? this.deps.cipher.open(r.credentials, name) : {};
@@ -411,10 +412,13 @@ function checkOptions(o: KeystoreOptions, v: FieldViolation[]): void {
   if (o.description.length > 1024) v.push({ field: "keystore.description", description: "must be at most 1024 characters" });
 }
 
-function credentialsRequired(name: string): FailedPreconditionError {
-  return new FailedPreconditionError(
+/** UNAUTHENTICATED: the cloud authorizes each caller itself, and this call brought no credentials of its own. */
+function credentialsRequired(name: string, fields?: readonly string[]): UnauthenticatedError {
+  const which = fields && fields.length > 0 ? ` with one of ${fields.join(", ")}` : "";
+  return new UnauthenticatedError(
+    `keystore ${name} takes the caller's own cloud credentials (credential source CALLER) and this call carried none: ` +
+      `send them in the x-mcko-cloud-credentials metadata (base64 of a JSON object${which}, e.g. {"iam_token": "…"} for IBM Key Protect)`,
     "CLOUD_CREDENTIALS_REQUIRED",
-    `keystore ${name} takes the caller's cloud credentials: send them in the x-mcko-cloud-credentials metadata (base64 JSON)`,
     { resource: name },
   );
 }

@@ -33,7 +33,7 @@ export const CREDENTIAL_FIELDS: Readonly<Record<KeystoreType, readonly string[]>
   AWS_KMS: ["access_key_id", "secret_access_key", "session_token"],
   AZURE_KEY_VAULT: ["client_secret", "bearer_token"],
   GCP_KMS: ["credentials_json"],
-  IBM_KEY_PROTECT: ["api_key"],
+  IBM_KEY_PROTECT: ["api_key", "iam_token"],
   PKCS11: ["pin"],
 };
 
@@ -102,7 +102,7 @@ function configToProto(type: KeystoreType, settings: ConnectorSettings): PbKeyst
   const base = { awsKms: { region: "", endpoint: "", accessKeyId: "", secretAccessKey: "", sessionToken: "", wrappingAlgorithm: 0, materialValidDays: 0, aliasPrefix: "" },
     azureKeyVault: { vaultUrl: "", tenantId: "", clientId: "", clientSecret: "", kekName: "", purgeOnDelete: false, hsm: false, bearerToken: "", caCertPem: "", authorityHost: "" },
     gcpKms: { project: "", location: "", keyRing: "", endpoint: "", credentialsJson: "", importMethod: 0, protectionLevel: 0 },
-    ibmKeyProtect: { endpoint: "", instanceId: "", iamEndpoint: "", apiKey: "" },
+    ibmKeyProtect: { endpoint: "", instanceId: "", iamEndpoint: "", apiKey: "", iamToken: "", keyRing: "", caCertPem: "" },
     pkcs11: { modulePath: "", tokenLabel: "", pin: "", labelPrefix: "", keyUsage: 0, transportKeyLabel: "" } }[c];
   return { $case: c, value: { ...base, ...value } } as PbKeystore["config"];
 }

@@ -70,14 +70,20 @@ export enum ErrorReason {
   /** ERROR_REASON_CLOUD_UNAVAILABLE - UNAVAILABLE: the cloud could not be reached, throttled or failed past the retry deadline. Retry. */
   ERROR_REASON_CLOUD_UNAVAILABLE = 44,
   /**
-   * ERROR_REASON_CLOUD_CREDENTIALS_REQUIRED - FAILED_PRECONDITION: the keystore takes the caller's credentials (CREDENTIAL_SOURCE_CALLER) and the call
-   * carried none in `x-mcko-cloud-credentials`.
+   * ERROR_REASON_CLOUD_CREDENTIALS_REQUIRED - UNAUTHENTICATED: the keystore takes the caller's credentials (CREDENTIAL_SOURCE_CALLER, e.g. an IBM IAM token
+   * passed through to Key Protect) and the call carried none in `x-mcko-cloud-credentials`. Metadata: `resource`.
    */
   ERROR_REASON_CLOUD_CREDENTIALS_REQUIRED = 45,
   /** ERROR_REASON_KEY_NOT_DISTRIBUTABLE - FAILED_PRECONDITION: the key cannot be pushed in its state (COMPROMISED or destroyed). Metadata: `state`. */
   ERROR_REASON_KEY_NOT_DISTRIBUTABLE = 46,
   /** ERROR_REASON_KEYSTORE_TYPE_NOT_SUPPORTED - FAILED_PRECONDITION: no connector for this keystore type in this build. Metadata: `keystoreType`. */
   ERROR_REASON_KEYSTORE_TYPE_NOT_SUPPORTED = 47,
+  /**
+   * ERROR_REASON_SOFTWARE_WRAP_NOT_ALLOWED - FAILED_PRECONDITION: the keystore's import format RSA-encrypts the key material itself with a hash the HSM
+   * lacks (e.g. Key Protect's RSAES_OAEP_SHA_256 on SoftHSM2) and the keystore does not set `allow_software_wrap`.
+   * Metadata: `format`, `keystoreType`.
+   */
+  ERROR_REASON_SOFTWARE_WRAP_NOT_ALLOWED = 48,
   /**
    * ERROR_REASON_MASTER_KEY_ROTATION_IN_PROGRESS - FAILED_PRECONDITION: RotateMasterKey while another master-key rotation is pending. Metadata: `operation`
    * (its `masterKeyRotations/{id}` name, to follow with GetMasterKeyRotation).
@@ -168,6 +174,9 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 47:
     case "ERROR_REASON_KEYSTORE_TYPE_NOT_SUPPORTED":
       return ErrorReason.ERROR_REASON_KEYSTORE_TYPE_NOT_SUPPORTED;
+    case 48:
+    case "ERROR_REASON_SOFTWARE_WRAP_NOT_ALLOWED":
+      return ErrorReason.ERROR_REASON_SOFTWARE_WRAP_NOT_ALLOWED;
     case 60:
     case "ERROR_REASON_MASTER_KEY_ROTATION_IN_PROGRESS":
       return ErrorReason.ERROR_REASON_MASTER_KEY_ROTATION_IN_PROGRESS;
@@ -235,6 +244,8 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "ERROR_REASON_KEY_NOT_DISTRIBUTABLE";
     case ErrorReason.ERROR_REASON_KEYSTORE_TYPE_NOT_SUPPORTED:
       return "ERROR_REASON_KEYSTORE_TYPE_NOT_SUPPORTED";
+    case ErrorReason.ERROR_REASON_SOFTWARE_WRAP_NOT_ALLOWED:
+      return "ERROR_REASON_SOFTWARE_WRAP_NOT_ALLOWED";
     case ErrorReason.ERROR_REASON_MASTER_KEY_ROTATION_IN_PROGRESS:
       return "ERROR_REASON_MASTER_KEY_ROTATION_IN_PROGRESS";
     case ErrorReason.ERROR_REASON_MASTER_KEY_ROTATION_UNSUPPORTED:

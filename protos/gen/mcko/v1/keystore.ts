@@ -446,10 +446,29 @@ export interface IbmKeyProtectConfig {
   endpoint: string;
   /** Instance id (GUID). Required. */
   instanceId: string;
-  /** IAM token endpoint override. */
+  /**
+   * IAM endpoint that exchanges `api_key` for an access token (`POST {iam_endpoint}/identity/token`), default
+   * `https://iam.cloud.ibm.com`.
+   */
   iamEndpoint: string;
-  /** IBM Cloud API key. Write-only: never returned, never logged. */
+  /**
+   * IBM Cloud API key, exchanged at the IAM endpoint for short-lived access tokens. Write-only: never returned,
+   * never logged.
+   */
   apiKey: string;
+  /**
+   * A ready IAM access token (without the `Bearer ` prefix), sent as is. With credential source CALLER this is the
+   * caller's own token, passed through from the `x-mcko-cloud-credentials` metadata (`{"iam_token": "…"}`), so Key
+   * Protect authorizes each caller itself. Write-only: never returned, never logged.
+   */
+  iamToken: string;
+  /** Key ring of the keys MCKO creates (`x-kms-key-ring` header). Empty: the instance's `default` ring. */
+  keyRing: string;
+  /**
+   * PEM of a CA to trust for the endpoints' TLS certificates in addition to the system's (private endpoints,
+   * emulators).
+   */
+  caCertPem: string;
 }
 
 /**
@@ -1212,7 +1231,7 @@ export const GcpKmsConfig: MessageFns<GcpKmsConfig> = {
 };
 
 function createBaseIbmKeyProtectConfig(): IbmKeyProtectConfig {
-  return { endpoint: "", instanceId: "", iamEndpoint: "", apiKey: "" };
+  return { endpoint: "", instanceId: "", iamEndpoint: "", apiKey: "", iamToken: "", keyRing: "", caCertPem: "" };
 }
 
 export const IbmKeyProtectConfig: MessageFns<IbmKeyProtectConfig> = {
@@ -1228,6 +1247,15 @@ export const IbmKeyProtectConfig: MessageFns<IbmKeyProtectConfig> = {
     }
     if (message.apiKey !== "") {
       writer.uint32(34).string(message.apiKey);
+    }
+    if (message.iamToken !== "") {
+      writer.uint32(42).string(message.iamToken);
+    }
+    if (message.keyRing !== "") {
+      writer.uint32(50).string(message.keyRing);
+    }
+    if (message.caCertPem !== "") {
+      writer.uint32(58).string(message.caCertPem);
     }
     return writer;
   },
@@ -1277,6 +1305,30 @@ export const IbmKeyProtectConfig: MessageFns<IbmKeyProtectConfig> = {
             message.apiKey = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.iamToken = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.keyRing = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.caCertPem = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1307,6 +1359,21 @@ export const IbmKeyProtectConfig: MessageFns<IbmKeyProtectConfig> = {
         : isSet(object.api_key)
         ? globalThis.String(object.api_key)
         : "",
+      iamToken: isSet(object.iamToken)
+        ? globalThis.String(object.iamToken)
+        : isSet(object.iam_token)
+        ? globalThis.String(object.iam_token)
+        : "",
+      keyRing: isSet(object.keyRing)
+        ? globalThis.String(object.keyRing)
+        : isSet(object.key_ring)
+        ? globalThis.String(object.key_ring)
+        : "",
+      caCertPem: isSet(object.caCertPem)
+        ? globalThis.String(object.caCertPem)
+        : isSet(object.ca_cert_pem)
+        ? globalThis.String(object.ca_cert_pem)
+        : "",
     };
   },
 
@@ -1324,6 +1391,15 @@ export const IbmKeyProtectConfig: MessageFns<IbmKeyProtectConfig> = {
     if (message.apiKey !== "") {
       obj.apiKey = message.apiKey;
     }
+    if (message.iamToken !== "") {
+      obj.iamToken = message.iamToken;
+    }
+    if (message.keyRing !== "") {
+      obj.keyRing = message.keyRing;
+    }
+    if (message.caCertPem !== "") {
+      obj.caCertPem = message.caCertPem;
+    }
     return obj;
   },
 
@@ -1336,6 +1412,9 @@ export const IbmKeyProtectConfig: MessageFns<IbmKeyProtectConfig> = {
     message.instanceId = object.instanceId ?? "";
     message.iamEndpoint = object.iamEndpoint ?? "";
     message.apiKey = object.apiKey ?? "";
+    message.iamToken = object.iamToken ?? "";
+    message.keyRing = object.keyRing ?? "";
+    message.caCertPem = object.caCertPem ?? "";
     return message;
   },
 };
