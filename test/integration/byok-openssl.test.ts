@@ -3,7 +3,8 @@
  * produced (captured at the emulators: the AWS RSA_AES_KEY_WRAP_SHA_256 EncryptedKeyMaterial and the Azure .byok
  * transfer blob) with the emulators' wrapping private keys, and the recovered material has the vault's KCV.
  * Layout (BYOK.md §1): RSA-OAEP(ephemeral AES-256 key) of the modulus length ‖ RFC 5649 KWP(material). OAEP hash:
- * SHA-256 for AWS RSA_AES_KEY_WRAP_SHA_256, SHA-1 for Azure CKM_RSA_AES_KEY_WRAP (BYOK.md §3.2). Temp files are 0600
+ * SHA-256 for AWS RSA_AES_KEY_WRAP_SHA_256 and Google RSA_OAEP_3072_SHA256_AES_256 (the ImportCryptoKeyVersion
+ * wrapped_key, issue 5), SHA-1 for Azure CKM_RSA_AES_KEY_WRAP (BYOK.md §3.2). Temp files are 0600
  * in a 0700 folder and removed.
  */
 import test, { type ExecutionContext } from "ava";
@@ -19,8 +20,9 @@ import { KeystoreType } from "../../protos/gen/mcko/v1/keystore.js";
 import type { CapturedImport } from "../emulators/common/records.js";
 import { startAwsKmsEmulator } from "../emulators/aws-kms/index.js";
 import { startAzureKeyVaultEmulator } from "../emulators/azure-keyvault/index.js";
+import { startGcpKmsEmulator } from "../emulators/gcp-kms/index.js";
 import { clientsFor, makeHome, mtls, rpc, startDaemonProcess } from "../support/daemon.js";
-import { awsKeystore, keystoreClientsFor, newKey } from "../support/keystores.js";
+import { awsKeystore, gcpKeystore, keystoreClientsFor, newKey } from "../support/keystores.js";
 
 const run = promisify(execFile);
 const VAULT = "ossl";
@@ -100,6 +102,35 @@ test("OpenSSL unwraps the daemon's AWS RSA_AES_KEY_WRAP_SHA_256 and Azure .byok 
     await daemon.stop();
     await aws.close();
     await az.close();
+    home.cleanup();
+  }
+});
+
+test("OpenSSL unwraps the daemon's Google Cloud KMS RSA_OAEP_3072_SHA256_AES_256 wrapped key and recovers the vault's material", async (t) => {
+  t.timeout(120_000);
+  const gcp = await startGcpKmsEmulator({ projects: ["mcko-ossl"] });
+  const home = await makeHome({ reconcileIntervalMs: 200, cloudAttemptTimeoutMs: 10000, cloudDeadlineMs: 30000 });
+  const daemon = await startDaemonProcess(home);
+  const c = clientsFor(daemon.address, mtls(home));
+  const k = keystoreClientsFor(daemon.address, mtls(home));
+  try {
+    await rpc(c.vaults, c.vaults.createVault, { vaultId: VAULT, vault: { name: "", displayName: "", description: "", etag: "", keyCount: 0n }, requestId: "" });
+    await rpc(k.keystores, k.keystores.createKeystore, { parent: `vaults/${VAULT}`, keystoreId: "gcp", keystore: gcpKeystore({ project: "mcko-ossl", location: "us", keyRing: "ossl", endpoint: `http://${gcp.endpoint}` }), requestId: "", validateOnly: false });
+    await rpc(c.keys, c.keys.createKey, { parent: `vaults/${VAULT}`, keyId: "dek", key: newKey(KeyAlgorithm.KEY_ALGORITHM_AES_256), initialState: 0, requestId: "" });
+    const d = (await rpc(k.distributions, k.distributions.createDistribution, { parent: `vaults/${VAULT}/keys/dek`, keystore: `vaults/${VAULT}/keystores/gcp`, requestId: "" })).distribution!;
+    t.is(d.syncState, SyncState.SYNC_STATE_IN_SYNC, d.lastError);
+    const vaultKcv = (await rpc(c.keys, c.keys.getKey, { name: `vaults/${VAULT}/keys/dek` })).key!.versions[0]!.kcv;
+    // ImportCryptoKeyVersion.wrapped_key as received, with the ImportJob's private key (a fresh RSA-3072 per job).
+    const imp = gcp.admin.imports().find((i) => i.keyRef === d.cloudKeyUri && i.accepted);
+    t.truthy(imp, "the daemon's Google import was captured");
+    t.is(imp!.wrappingAlgorithm, "RSA_OAEP_3072_SHA256_AES_256");
+    t.is(imp!.wrappingKeySpec, "RSA_3072");
+    t.is(await opensslKcv(t, imp!, imp!.wrappedBlob, "sha256"), vaultKcv, "Google: OpenSSL recovers material with the vault's KCV");
+  } finally {
+    c.close();
+    k.close();
+    await daemon.stop();
+    await gcp.close();
     home.cleanup();
   }
 });
