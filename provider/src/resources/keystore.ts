@@ -118,12 +118,15 @@ export const KEYSTORE_BLOCKS: readonly BlockSpec[] = [
     block: "ibm_key_protect",
     type: KeystoreType.KEYSTORE_TYPE_IBM_KEY_PROTECT,
     $case: "ibmKeyProtect",
-    doc: "An IBM Key Protect instance.",
+    doc: "An IBM Key Protect instance (AES root keys imported with an import token).",
     fields: [
       f("endpoint", "endpoint", "url", "Service endpoint, e.g. `https://us-south.kms.cloud.ibm.com`.", { required: true }),
       f("instance_id", "instanceId", "string", "Instance id (GUID).", { required: true }),
-      f("iam_endpoint", "iamEndpoint", "url", "IAM token endpoint override."),
-      secret("api_key_wo", "apiKey", "IBM Cloud API key."),
+      f("iam_endpoint", "iamEndpoint", "url", "IAM endpoint that exchanges the API key for access tokens. Unset: `https://iam.cloud.ibm.com`."),
+      f("key_ring", "keyRing", "string", "Key ring of the keys MCKO creates (`x-kms-key-ring`). Unset: the instance's `default` ring."),
+      f("ca_cert_pem", "caCertPem", "string", "PEM of a CA to trust for the endpoints' TLS certificates in addition to the system's."),
+      secret("api_key_wo", "apiKey", "IBM Cloud API key, exchanged at IAM for access tokens."),
+      secret("iam_token_wo", "iamToken", "A ready IAM access token (without `Bearer `), instead of the API key."),
     ],
   },
   {

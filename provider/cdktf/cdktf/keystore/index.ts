@@ -1038,17 +1038,35 @@ export interface KeystoreIbmKeyProtect {
   */
   readonly instanceId: string;
   /**
-  * IAM token endpoint override.
+  * IAM endpoint that exchanges the API key for access tokens. Unset: `https://iam.cloud.ibm.com`.
   *
   * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/mcko/mcko/0.1.0/docs/resources/keystore#iam_endpoint Keystore#iam_endpoint}
   */
   readonly iamEndpoint?: string;
   /**
-  * IBM Cloud API key. Write-only (Terraform 1.11): sent to the daemon, never stored in the plan or state; change credentials_wo_version to send it again.
+  * Key ring of the keys MCKO creates (`x-kms-key-ring`). Unset: the instance's `default` ring.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/mcko/mcko/0.1.0/docs/resources/keystore#key_ring Keystore#key_ring}
+  */
+  readonly keyRing?: string;
+  /**
+  * PEM of a CA to trust for the endpoints' TLS certificates in addition to the system's.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/mcko/mcko/0.1.0/docs/resources/keystore#ca_cert_pem Keystore#ca_cert_pem}
+  */
+  readonly caCertPem?: string;
+  /**
+  * IBM Cloud API key, exchanged at IAM for access tokens. Write-only (Terraform 1.11): sent to the daemon, never stored in the plan or state; change credentials_wo_version to send it again.
   *
   * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/mcko/mcko/0.1.0/docs/resources/keystore#api_key_wo Keystore#api_key_wo}
   */
   readonly apiKeyWo?: string;
+  /**
+  * A ready IAM access token (without `Bearer `), instead of the API key. Write-only (Terraform 1.11): sent to the daemon, never stored in the plan or state; change credentials_wo_version to send it again.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/mcko/mcko/0.1.0/docs/resources/keystore#iam_token_wo Keystore#iam_token_wo}
+  */
+  readonly iamTokenWo?: string;
 }
 
 export function keystoreIbmKeyProtectToTerraform(struct?: KeystoreIbmKeyProtectOutputReference | KeystoreIbmKeyProtect): any {
@@ -1060,7 +1078,10 @@ export function keystoreIbmKeyProtectToTerraform(struct?: KeystoreIbmKeyProtectO
     endpoint: cdktf.stringToTerraform(struct!.endpoint),
     instance_id: cdktf.stringToTerraform(struct!.instanceId),
     iam_endpoint: cdktf.stringToTerraform(struct!.iamEndpoint),
+    key_ring: cdktf.stringToTerraform(struct!.keyRing),
+    ca_cert_pem: cdktf.stringToTerraform(struct!.caCertPem),
     api_key_wo: cdktf.stringToTerraform(struct!.apiKeyWo),
+    iam_token_wo: cdktf.stringToTerraform(struct!.iamTokenWo),
   }
 }
 
@@ -1089,8 +1110,26 @@ export function keystoreIbmKeyProtectToHclTerraform(struct?: KeystoreIbmKeyProte
       type: "simple",
       storageClassType: "string",
     },
+    key_ring: {
+      value: cdktf.stringToHclTerraform(struct!.keyRing),
+      isBlock: false,
+      type: "simple",
+      storageClassType: "string",
+    },
+    ca_cert_pem: {
+      value: cdktf.stringToHclTerraform(struct!.caCertPem),
+      isBlock: false,
+      type: "simple",
+      storageClassType: "string",
+    },
     api_key_wo: {
       value: cdktf.stringToHclTerraform(struct!.apiKeyWo),
+      isBlock: false,
+      type: "simple",
+      storageClassType: "string",
+    },
+    iam_token_wo: {
+      value: cdktf.stringToHclTerraform(struct!.iamTokenWo),
       isBlock: false,
       type: "simple",
       storageClassType: "string",
@@ -1127,9 +1166,21 @@ export class KeystoreIbmKeyProtectOutputReference extends cdktf.ComplexObject {
       hasAnyValues = true;
       internalValueResult.iamEndpoint = this._iamEndpoint;
     }
+    if (this._keyRing !== undefined) {
+      hasAnyValues = true;
+      internalValueResult.keyRing = this._keyRing;
+    }
+    if (this._caCertPem !== undefined) {
+      hasAnyValues = true;
+      internalValueResult.caCertPem = this._caCertPem;
+    }
     if (this._apiKeyWo !== undefined) {
       hasAnyValues = true;
       internalValueResult.apiKeyWo = this._apiKeyWo;
+    }
+    if (this._iamTokenWo !== undefined) {
+      hasAnyValues = true;
+      internalValueResult.iamTokenWo = this._iamTokenWo;
     }
     return hasAnyValues ? internalValueResult : undefined;
   }
@@ -1140,14 +1191,20 @@ export class KeystoreIbmKeyProtectOutputReference extends cdktf.ComplexObject {
       this._endpoint = undefined;
       this._instanceId = undefined;
       this._iamEndpoint = undefined;
+      this._keyRing = undefined;
+      this._caCertPem = undefined;
       this._apiKeyWo = undefined;
+      this._iamTokenWo = undefined;
     }
     else {
       this.isEmptyObject = Object.keys(value).length === 0;
       this._endpoint = value.endpoint;
       this._instanceId = value.instanceId;
       this._iamEndpoint = value.iamEndpoint;
+      this._keyRing = value.keyRing;
+      this._caCertPem = value.caCertPem;
       this._apiKeyWo = value.apiKeyWo;
+      this._iamTokenWo = value.iamTokenWo;
     }
   }
 
@@ -1193,6 +1250,38 @@ export class KeystoreIbmKeyProtectOutputReference extends cdktf.ComplexObject {
     return this._iamEndpoint;
   }
 
+  // key_ring - computed: false, optional: true, required: false
+  private _keyRing?: string; 
+  public get keyRing() {
+    return this.getStringAttribute('key_ring');
+  }
+  public set keyRing(value: string) {
+    this._keyRing = value;
+  }
+  public resetKeyRing() {
+    this._keyRing = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get keyRingInput() {
+    return this._keyRing;
+  }
+
+  // ca_cert_pem - computed: false, optional: true, required: false
+  private _caCertPem?: string; 
+  public get caCertPem() {
+    return this.getStringAttribute('ca_cert_pem');
+  }
+  public set caCertPem(value: string) {
+    this._caCertPem = value;
+  }
+  public resetCaCertPem() {
+    this._caCertPem = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get caCertPemInput() {
+    return this._caCertPem;
+  }
+
   // api_key_wo - computed: false, optional: true, required: false
   private _apiKeyWo?: string; 
   public get apiKeyWo() {
@@ -1207,6 +1296,22 @@ export class KeystoreIbmKeyProtectOutputReference extends cdktf.ComplexObject {
   // Temporarily expose input value. Use with caution.
   public get apiKeyWoInput() {
     return this._apiKeyWo;
+  }
+
+  // iam_token_wo - computed: false, optional: true, required: false
+  private _iamTokenWo?: string; 
+  public get iamTokenWo() {
+    return this.getStringAttribute('iam_token_wo');
+  }
+  public set iamTokenWo(value: string) {
+    this._iamTokenWo = value;
+  }
+  public resetIamTokenWo() {
+    this._iamTokenWo = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get iamTokenWoInput() {
+    return this._iamTokenWo;
   }
 }
 export interface KeystorePkcs11 {
