@@ -3,6 +3,7 @@
  * O_APPEND), so the bytes of a failed append are overwritten by the next one even when truncating them failed,
  * and the file never holds a committed byte after an uncommitted one.
  */
+import { writeSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { InjectedFaultError, type FaultPoint, type StoreFaults } from "./faults.js";
 
@@ -93,10 +94,12 @@ export class AppendFile {
   }
 }
 
+/**
+ * Synchronous on purpose: a group commit's few kilobytes go to the page cache in microseconds, while each trip
+ * through libuv's thread pool costs two thread hand-offs (6% of the daemon's time in a CreateKey profile on a busy
+ * machine, for two writes per group). Only the fsync, which waits for the disk, runs in the pool.
+ */
 async function writeFully(fh: FileHandle, data: Buffer, position: number): Promise<void> {
   let done = 0;
-  while (done < data.length) {
-    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
-    done += bytesWritten;
-  }
+  while (done < data.length) done += writeSync(fh.fd, data, done, data.length - done, position + done);
 }
