@@ -206,23 +206,29 @@ export class AwsKmsConnector implements KeystoreConnector {
   async #createKey(req: PushRequest, spec: Spec): Promise<CloudKeyRef> {
     const tags = { ...req.tags, [REQUEST_ID_TAG]: req.requestId };
     // A CreateKey whose answer was lost (timeout, 5xx after the fact) may have made the key: before trying again,
-    // look for it by its request-id tag, so a retry never makes a second one.
-    let attempt = 0;
+    // look for it by its request-id tag, so a retry never makes a second one. Throttling is refused before anything
+    // happens and needs no look-up (which reads every key's tags, and under heavy throttling rarely gets through).
+    let mayExist = false;
     const out = await this.#call("CreateKey", async (o) => {
-      if (attempt++ > 0) {
+      if (mayExist) {
         const found = await this.#findByTagOnce(req.requestId, o);
         if (found) return { KeyMetadata: { KeyId: found.id, Arn: found.uri }, $metadata: {} };
       }
-      return this.api.createKey(
-        {
-          Origin: "EXTERNAL",
-          KeySpec: spec.keySpec,
-          KeyUsage: spec.keyUsage,
-          Description: req.description.slice(0, 8192),
-          Tags: Object.entries(tags).map(([TagKey, TagValue]) => ({ TagKey, TagValue })),
-        },
-        o,
-      );
+      return this.api
+        .createKey(
+          {
+            Origin: "EXTERNAL",
+            KeySpec: spec.keySpec,
+            KeyUsage: spec.keyUsage,
+            Description: req.description.slice(0, 8192),
+            Tags: Object.entries(tags).map(([TagKey, TagValue]) => ({ TagKey, TagValue })),
+          },
+          o,
+        )
+        .catch((e: unknown) => {
+          if ((e as { name?: string } | null)?.name !== "ThrottlingException") mayExist = true;
+          throw e;
+        });
     });
     const meta = out.KeyMetadata;
     if (!meta?.KeyId) throw new ConnectorError("REJECTED", "AWS KMS CreateKey answered without a key id", { operation: "CreateKey" });
