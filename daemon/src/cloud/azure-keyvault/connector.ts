@@ -217,7 +217,7 @@ export class AzureKeyVaultConnector implements KeystoreConnector {
       try {
         return await fn({ abortSignal: signal });
       } catch (e) {
-        throw translateAzureError(e, operation, this.credentials);
+        throw translateAzureError(e, operation, this.credentials, this.settings.vaultUrl);
       }
     });
   }

@@ -10,13 +10,19 @@ interface RestLikeError {
 
 const NETWORK = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "REQUEST_SEND_ERROR"]);
 
-export function translateAzureError(e: unknown, operation: string, credentials: ConnectorCredentials): ConnectorError {
+/** `vaultUrl`: the keystore's vault URL, so that a vault whose host name does not resolve is named as a bad setting. */
+export function translateAzureError(e: unknown, operation: string, credentials: ConnectorCredentials, vaultUrl?: string): ConnectorError {
   if (e instanceof ConnectorError) return e;
   const err = (typeof e === "object" && e !== null ? e : { message: String(e) }) as RestLikeError;
   const code = err.code ?? err.name ?? "Error";
   const msg = scrub(err.message ?? "", credentials).slice(0, 300);
   const details = { cloudCode: code, operation };
   const status = err.statusCode;
+  const vaultHost = vaultUrl ? URL.canParse(vaultUrl) && new URL(vaultUrl).hostname : undefined;
+  if (code === "ENOTFOUND" && vaultHost && msg.includes(vaultHost)) {
+    // Vault names are DNS names (<name>.vault.azure.net): a host that does not resolve is a vault that does not exist.
+    return new ConnectorError("INVALID_CONFIG", `Azure Key Vault: no vault at ${vaultHost} (the host name does not resolve)`, { ...details, field: "vault_url" });
+  }
   if (err.name === "AbortError" || err.name === "TimeoutError" || NETWORK.has(code) || (status === undefined && err.name !== "CredentialUnavailableError" && err.name !== "AuthenticationError")) {
     return new ConnectorError("UNAVAILABLE", `Azure Key Vault ${operation}: no answer from the vault (${code}${msg ? `: ${msg}` : ""})`, { ...details, retryable: code !== "ENOTFOUND" });
   }
