@@ -11,7 +11,7 @@ import { isUnknown, types } from "../plugin/cty.js";
 import { type AttributePath, DiagnosticError, type Diagnostics } from "../plugin/diagnostics.js";
 import { defineResource, type MaybeUnknown } from "../plugin/resource.js";
 import type { Attribute, Block, NestedBlock, Schema } from "../plugin/schema.js";
-import { AwsWrappingAlgorithm, Keystore, KeystoreType } from "../../../protos/gen/mcko/v1/keystore.js";
+import { AwsWrappingAlgorithm, GcpImportMethod, GcpProtectionLevel, Keystore, KeystoreType } from "../../../protos/gen/mcko/v1/keystore.js";
 import { KeystoreServiceClient } from "../../../protos/gen/mcko/v1/keystore_service.js";
 import { CHILD_ID_RULE, isValidChildId, parseVaultName } from "./convert.js";
 import { isNotFound } from "./daemon-errors.js";
@@ -29,7 +29,7 @@ export const formatKeystoreName = (vaultName: string, keystore: string): string 
 
 // ------------------------------------------------------------------ connection blocks (one table drives schema, wire and state)
 
-type FieldKind = "string" | "bool" | "number" | "wrapping" | "url" | "hostport";
+type FieldKind = "string" | "bool" | "number" | "wrapping" | "url" | "hostport" | "enum";
 
 interface FieldSpec {
   /** Terraform name (secrets end in `_wo`). */
@@ -42,6 +42,8 @@ interface FieldSpec {
   readonly required?: boolean;
   readonly secret?: boolean;
   readonly doc: string;
+  /** kind "enum": the ts-proto enum, its value-name prefix and the value the daemon applies when unset. */
+  readonly enumOf?: { readonly values: Readonly<Record<string, string | number>>; readonly prefix: string; readonly unset: string };
 }
 
 interface BlockSpec {
@@ -61,6 +63,12 @@ const f = (tf: string, proto: string, kind: FieldKind, doc: string, extra: Parti
   ...extra,
 });
 const secret = (tf: string, proto: string, doc: string): FieldSpec => f(tf, proto, "string", `${doc} Write-only (Terraform 1.11): sent to the daemon, never stored in the plan or state; change credentials_wo_version to send it again.`, { secret: true });
+
+/** The names (without prefix) of a kind "enum" field's values, UNSPECIFIED left out. */
+const enumNames = (e: NonNullable<FieldSpec["enumOf"]>): string[] =>
+  Object.keys(e.values).filter((k) => k.startsWith(e.prefix) && !k.endsWith("_UNSPECIFIED")).map((k) => k.slice(e.prefix.length));
+const GCP_IMPORT = { values: GcpImportMethod as unknown as Record<string, string | number>, prefix: "GCP_IMPORT_METHOD_", unset: "RSA_OAEP_3072_SHA256_AES_256" };
+const GCP_LEVEL = { values: GcpProtectionLevel as unknown as Record<string, string | number>, prefix: "GCP_PROTECTION_LEVEL_", unset: "HSM" };
 
 const WRAPPINGS = Object.keys(AwsWrappingAlgorithm)
   .filter((k) => k.startsWith("AWS_WRAPPING_ALGORITHM_") && k !== "AWS_WRAPPING_ALGORITHM_UNSPECIFIED")
@@ -105,13 +113,15 @@ export const KEYSTORE_BLOCKS: readonly BlockSpec[] = [
     block: "gcp_kms",
     type: KeystoreType.KEYSTORE_TYPE_GCP_KMS,
     $case: "gcpKms",
-    doc: "Google Cloud KMS, one key ring.",
+    doc: "Google Cloud KMS, one key ring (created on the first push when missing); each distribution is an import-only CryptoKey. Google never deletes a CryptoKey: destroying a key destroys its versions.",
     fields: [
       f("project", "project", "string", "Project id.", { required: true }),
-      f("location", "location", "string", "Location, e.g. `europe-west1`.", { required: true }),
+      f("location", "location", "string", "Location, e.g. `europe-west1` or `global`.", { required: true }),
       f("key_ring", "keyRing", "string", "Key ring id.", { required: true }),
-      f("endpoint", "endpoint", "hostport", "API endpoint override, `host:port`."),
-      secret("credentials_json_wo", "credentialsJson", "Service account key JSON."),
+      f("endpoint", "endpoint", "hostport", "API endpoint override: `https://host[:port]` or `host[:port]` (TLS), or `http://host:port` for a local emulator (plaintext gRPC, no credentials sent). Unset: `cloudkms.googleapis.com`."),
+      f("import_method", "importMethod", "enum", `Import method of the ImportJobs MCKO creates: one of ${enumNames(GCP_IMPORT).join(", ")}. Unset: RSA_OAEP_3072_SHA256_AES_256.`, { enumOf: GCP_IMPORT }),
+      f("protection_level", "protectionLevel", "enum", "Protection level of the keys and import jobs: HSM or SOFTWARE. Unset: HSM.", { enumOf: GCP_LEVEL }),
+      secret("credentials_json_wo", "credentialsJson", "Service account key JSON (or authorized-user JSON). Unset: the daemon's application default credentials."),
     ],
   },
   {
@@ -224,7 +234,8 @@ function checkField(x: FieldSpec, v: unknown, path: AttributePath, diags: Diagno
     if (x.kind === "url" && !/^https?:\/\/[^\s/?#]+(?:[/?#]\S*)?$/.test(v)) {
       diags.error(`Invalid ${x.tf}`, `${x.tf} must be an http:// or https:// URL such as "https://kms.example.com"; got ${JSON.stringify(v)}.`, path);
     }
-    if (x.kind === "hostport" && !/^[^\s/:]+:\d{1,5}$/.test(v)) diags.error(`Invalid ${x.tf}`, `${x.tf} must be host:port; got ${JSON.stringify(v)}.`, path);
+    if (x.kind === "hostport" && !/^(?:https?:\/\/)?[^\s/?#:@]+(?::\d{1,5})?\/?$/.test(v)) diags.error(`Invalid ${x.tf}`, `${x.tf} must be https://host[:port], host[:port] or http://host:port; got ${JSON.stringify(v)}.`, path);
+    if (x.kind === "enum" && x.enumOf && !enumNames(x.enumOf).includes(v)) diags.error(`Invalid ${x.tf}`, `${x.tf} must be one of ${enumNames(x.enumOf).join(", ")}; got ${JSON.stringify(v)}.`, path);
     if (x.kind === "wrapping" && !WRAPPINGS.includes(v)) diags.error(`Invalid ${x.tf}`, `${x.tf} must be one of ${WRAPPINGS.join(", ")}; got ${JSON.stringify(v)}.`, path);
   }
   if (typeof v === "number" && x.tf === "material_valid_days" && !(Number.isInteger(v) && v >= 1 && v <= 365)) {
@@ -281,6 +292,7 @@ function activeBlock(m: { [K in keyof KeystoreModel]: unknown }): { spec: BlockS
 }
 
 function protoValue(x: FieldSpec, v: unknown): unknown {
+  if (x.kind === "enum" && x.enumOf) return typeof v === "string" ? (x.enumOf.values[`${x.enumOf.prefix}${v}`] ?? 0) : 0;
   if (x.kind === "wrapping") return typeof v === "string" ? ((AwsWrappingAlgorithm as unknown as Record<string, number>)[`AWS_WRAPPING_ALGORITHM_${v}`] ?? 0) : 0;
   if (x.kind === "bool") return v === true;
   if (x.kind === "number") return typeof v === "number" ? v : 0;
@@ -297,6 +309,11 @@ function configOf(spec: BlockSpec, row: Row, withSecrets: boolean): NonNullable<
 /** The state value of a setting: the daemon's default ("", false, 0) stays the user's null. */
 function stateValue(x: FieldSpec, v: unknown, prior: unknown): unknown {
   if (x.secret) return null;
+  if (x.kind === "enum" && x.enumOf) {
+    const n = String(x.enumOf.values[v as number] ?? "");
+    const name = n.startsWith(x.enumOf.prefix) && !n.endsWith("_UNSPECIFIED") ? n.slice(x.enumOf.prefix.length) : null;
+    return name === null && prior === x.enumOf.unset ? prior : name;
+  }
   if (x.kind === "wrapping") {
     const n = AwsWrappingAlgorithm[v as number] ?? "";
     const name = n.startsWith("AWS_WRAPPING_ALGORITHM_") && n !== "AWS_WRAPPING_ALGORITHM_UNSPECIFIED" ? n.slice("AWS_WRAPPING_ALGORITHM_".length) : null;

@@ -46,8 +46,11 @@ test("keystore: one block is fine; none or two is an error on the block path", a
 test("keystore: a malformed endpoint is reported at aws_kms[0].endpoint; unknown blocks are not judged", async (t) => {
   const bad = await validate(base({ aws_kms: [{ region: "us-east-1", endpoint: "not a url" }] }));
   t.deepEqual(bad.items.map((d) => d.path), [[{ attribute: "aws_kms" }, { index: 0 }, { attribute: "endpoint" }]]);
-  const gcp = await validate(base({ gcp_kms: [{ project: "p", location: "l", key_ring: "r", endpoint: "https://x" }] }));
-  t.deepEqual(gcp.items.map((d) => d.path), [[{ attribute: "gcp_kms" }, { index: 0 }, { attribute: "endpoint" }]], "gcp endpoint is host:port");
+  const gcp = await validate(base({ gcp_kms: [{ project: "p", location: "l", key_ring: "r", endpoint: "grpc://x:1/path", import_method: "RSA_OAEP_2048" }] }));
+  t.deepEqual(gcp.items.map((d) => d.path), [[{ attribute: "gcp_kms" }, { index: 0 }, { attribute: "endpoint" }], [{ attribute: "gcp_kms" }, { index: 0 }, { attribute: "import_method" }]], "gcp endpoint is https://host[:port], host[:port] or http://host:port; import_method is an ImportMethod");
+  for (const endpoint of ["https://cloudkms.googleapis.com", "cloudkms.googleapis.com:443", "http://127.0.0.1:9090"]) {
+    t.deepEqual((await validate(base({ gcp_kms: [{ project: "p", location: "l", key_ring: "r", endpoint, import_method: "RSA_OAEP_4096_SHA1_AES_256", protection_level: "SOFTWARE" }] }))).items, [], endpoint);
+  }
   const { UNKNOWN } = await import("../../../provider/src/plugin/cty.js");
   t.deepEqual((await validate(base({ aws_kms: UNKNOWN as never }))).items, []);
 });
