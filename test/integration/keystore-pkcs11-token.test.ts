@@ -13,7 +13,7 @@ import test from "ava";
 import * as grpc from "@grpc/grpc-js";
 import { execFile, spawn } from "node:child_process";
 import { createDecipheriv, createHmac, createPublicKey, randomUUID, verify } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -403,6 +403,49 @@ for (const backend of ["software", "pkcs11"] as const) {
     t.is(ok.syncState, SyncState.SYNC_STATE_IN_SYNC, ok.lastError);
     t.is(ok.cloudAlias, "enc/aes128");
   });
+
+  if (backend === "software") {
+    test.serial(`[${backend}] mcko keystore add --type pkcs11 takes the PIN only from a 0600 file; a key distributed with the CLI reaches the token`, async (t) => {
+      t.timeout(120_000);
+      const w = await world(backend);
+      const mcko = (...args: string[]) =>
+        execFileAsync(join(REPO, "daemon/bin/mcko"), args, { env: { ...process.env, MCKO_HOME: w.home.dir, MCKO_ADDR: w.daemon.address } }).then(
+          (r) => ({ stdout: r.stdout, stderr: r.stderr, code: 0 }),
+          (e: { stdout: string; stderr: string; code: number }) => e,
+        );
+      const run = async (...args: string[]) => {
+        const r = await mcko(...args);
+        w.responses.push(r.stdout, r.stderr);
+        return r;
+      };
+      // The PIN files live outside the daemon's home, whose every file the canary below searches.
+      const pinDir = mkdtempSync(join(tmpdir(), "mcko-pin-"));
+      const pinFile = join(pinDir, "target.pin");
+      writeFileSync(pinFile, `${PIN}\n`, { mode: 0o600 });
+      const base = ["keystore", "add", `${VAULT}/cli`, "--type", "pkcs11", "--module", SOFTHSM_MODULE_PATH, "--token-label", TARGET, "--label-prefix", "cli/"];
+      let r = await run(...base, "--validate-only");
+      t.not(r.code, 0, "no PIN file");
+      t.regex(r.stderr, /--pin-file/);
+      const loose = join(pinDir, "loose.pin");
+      writeFileSync(loose, PIN, { mode: 0o644 });
+      chmodSync(loose, 0o644);
+      r = await run(...base, "--pin-file", loose, "--validate-only");
+      t.not(r.code, 0);
+      t.regex(r.stderr, /--pin-file: .*accessible by group or others/);
+      r = await run(...base, "--pin-file", pinFile, "--validate-only");
+      t.is(r.code, 0, r.stderr);
+      t.regex(r.stdout, /^valid: PKCS#11 token "target" .*accepted the PIN/);
+      r = await run(...base, "--pin-file", pinFile, "--key-usage", "ENCRYPT_DECRYPT");
+      t.is(r.code, 0, r.stderr);
+      r = await run("-o", "json", "distribute", `${VAULT}/aes192`, "--keystore", `${VAULT}/cli`);
+      t.is(r.code, 0, r.stderr);
+      const d = JSON.parse(r.stdout) as { syncState: string; cloudKeyId: string; cloudAlias: string };
+      t.is(d.syncState, "SYNC_STATE_IN_SYNC");
+      t.is(d.cloudAlias, "cli/aes192");
+      t.like((await inspect(w)).find((o) => o.id === d.cloudKeyId), { label: "cli/aes192", encrypt: true, decrypt: true, extractable: false });
+      rmSync(pinDir, { recursive: true, force: true });
+    });
+  }
 
   test.serial(`[${backend}] the vault's copy decrypts and verifies what the application made with the token objects`, async (t) => {
     t.timeout(300_000);

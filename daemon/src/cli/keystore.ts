@@ -11,10 +11,11 @@ import { DistributionServiceClient } from "../../../protos/gen/mcko/v1/distribut
 import { CloudKeyState, Distribution, SyncState, type Distribution as PbDistribution } from "../../../protos/gen/mcko/v1/distribution.js";
 import { KeyServiceClient } from "../../../protos/gen/mcko/v1/key_service.js";
 import { KeyState, type Key } from "../../../protos/gen/mcko/v1/key.js";
-import { AwsWrappingAlgorithm, CredentialSource, Keystore, KeystoreType, type Keystore as PbKeystore } from "../../../protos/gen/mcko/v1/keystore.js";
+import { AwsWrappingAlgorithm, CredentialSource, Keystore, KeystoreType, Pkcs11KeyUsage, type Keystore as PbKeystore } from "../../../protos/gen/mcko/v1/keystore.js";
 import { KeystoreServiceClient } from "../../../protos/gen/mcko/v1/keystore_service.js";
 import { call, decodeError } from "./client.js";
 import { CliConfigError, type ClientConnection } from "./client-config.js";
+import { readPinFile } from "../hsm/pkcs11/pin.js";
 import { printFields, printJson, printTable } from "./output.js";
 
 export interface KeystoreCommandDeps {
@@ -117,11 +118,41 @@ function showDistribution(d: PbDistribution, json: boolean): void {
   ]);
 }
 
+/** `mcko keystore add --type pkcs11` options (commander leaves them untyped). */
+interface Pkcs11CliOptions {
+  readonly module?: string;
+  readonly tokenLabel?: string;
+  readonly pinFile?: string;
+  readonly labelPrefix?: string;
+  readonly keyUsage?: string;
+  readonly transportKeyLabel?: string;
+}
+
+/** The PKCS#11 connection block; the user PIN comes only from a 0600 file (never argv or the credentials JSON). */
+async function pkcs11Config(o: Pkcs11CliOptions, callerCredentials: boolean): Promise<PbKeystore["config"]> {
+  if (!o.module) throw new CliConfigError("--type pkcs11 needs --module <path of the PKCS#11 library>");
+  if (!o.tokenLabel) throw new CliConfigError("--type pkcs11 needs --token-label <label of the target token>");
+  if (!callerCredentials && !o.pinFile) throw new CliConfigError("--type pkcs11 needs --pin-file <file holding the token's user PIN, mode 0600>");
+  const usage = o.keyUsage ? Pkcs11KeyUsage[`PKCS11_KEY_USAGE_${o.keyUsage}` as keyof typeof Pkcs11KeyUsage] : Pkcs11KeyUsage.PKCS11_KEY_USAGE_UNSPECIFIED;
+  if (usage === undefined) throw new CliConfigError(`--key-usage ${o.keyUsage}: use ENCRYPT_DECRYPT, SIGN_VERIFY or WRAP_UNWRAP`);
+  let pin = "";
+  if (o.pinFile) {
+    try {
+      const secret = await readPinFile(o.pinFile);
+      pin = secret.expose().toString("utf8");
+      secret.dispose();
+    } catch (e) {
+      throw new CliConfigError(`--pin-file: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  return { $case: "pkcs11", value: { modulePath: o.module, tokenLabel: o.tokenLabel, pin, labelPrefix: o.labelPrefix ?? "", keyUsage: usage, transportKeyLabel: o.transportKeyLabel ?? "" } };
+}
+
 export function addKeystoreCommands(program: Command, deps: KeystoreCommandDeps): void {
   const ks = program.command("keystore").description("external keystores (AWS KMS, …) of a vault");
   ks.command("add")
     .argument("<keystore>", "VAULT/KEYSTORE")
-    .requiredOption("--type <type>", "aws-kms, azure-key-vault or ibm-key-protect (gcp-kms, pkcs11: not in this build yet)")
+    .requiredOption("--type <type>", "aws-kms, azure-key-vault, ibm-key-protect or pkcs11 (gcp-kms: not in this build yet)")
     .option("--region <region>", "AWS region, e.g. us-east-1")
     .option("--vault-url <url>", "Azure: vault URL, e.g. https://myvault.vault.azure.net")
     .option("--tenant-id <guid>", "Azure: Entra ID tenant (with client_secret in the credentials file)")
@@ -133,6 +164,12 @@ export function addKeystoreCommands(program: Command, deps: KeystoreCommandDeps)
     .option("--iam-endpoint <url>", "Key Protect: IAM endpoint that exchanges api_key for tokens (default https://iam.cloud.ibm.com)")
     .option("--key-ring <id>", "Key Protect: key ring of the keys MCKO creates (default: the instance's default ring)")
     .option("--endpoint <url>", "endpoint override (VPC endpoint, emulator)")
+    .option("--module <path>", "PKCS#11: path of the token's PKCS#11 library on the daemon's host")
+    .option("--token-label <label>", "PKCS#11: label of the target token")
+    .option("--pin-file <file>", "PKCS#11: file (mode 0600) holding the token's user PIN")
+    .option("--label-prefix <prefix>", "PKCS#11: prefix of each key object's CKA_LABEL")
+    .option("--key-usage <usage>", "PKCS#11: ENCRYPT_DECRYPT, SIGN_VERIFY or WRAP_UNWRAP (default: by key family)")
+    .option("--transport-key-label <label>", "PKCS#11: label of the transport key pair in the token (default mcko-transport)")
     .option("--credentials-file <file>", 'JSON file with the credentials, e.g. {"access_key_id": "…", "secret_access_key": "…"}')
     .option("--caller-credentials", "store no credentials: every call brings its own (x-mcko-cloud-credentials)", false)
     .option("--wrapping-algorithm <alg>", "RSA_AES_KEY_WRAP_SHA_256 (default), RSA_AES_KEY_WRAP_SHA_1, RSAES_OAEP_SHA_256, RSAES_OAEP_SHA_1")
@@ -145,6 +182,28 @@ export function addKeystoreCommands(program: Command, deps: KeystoreCommandDeps)
     .action(async (arg: string, o: { type: string; vaultUrl?: string; tenantId?: string; clientId?: string; kekName?: string; purgeOnDelete: boolean; caCert?: string; instanceId?: string; iamEndpoint?: string; keyRing?: string; region?: string; endpoint?: string; credentialsFile?: string; callerCredentials: boolean; wrappingAlgorithm?: string; materialValidDays?: string; aliasPrefix?: string; deletionWindowDays?: string; allowSoftwareWrap: boolean; description: string; validateOnly: boolean }) => {
       const name = keystoreName(arg);
       const [, vault, , id] = name.split("/");
+      if (o.type === "pkcs11") {
+        const keystore: PbKeystore = {
+          name: "",
+          type: KeystoreType.KEYSTORE_TYPE_PKCS11,
+          config: await pkcs11Config(o as typeof o & Pkcs11CliOptions, o.callerCredentials),
+          credentialSource: o.callerCredentials ? CredentialSource.CREDENTIAL_SOURCE_CALLER : CredentialSource.CREDENTIAL_SOURCE_STORED,
+          hasCredentials: false,
+          allowSoftwareWrap: false,
+          deletionWindowDays: 0,
+          maxConcurrency: 0,
+          description: o.description,
+          lastTestResult: "",
+          etag: "",
+          distributionCount: 0n,
+        };
+        await withServices(deps, async (s) => {
+          const r = await call(s.keystores.createKeystore, s.keystores, { parent: `vaults/${vault}`, keystoreId: id!, keystore, requestId: crypto.randomUUID(), validateOnly: o.validateOnly });
+          if (o.validateOnly && !deps.json()) process.stdout.write(`valid: ${r.keystore!.lastTestResult}\n`);
+          else showKeystore(r.keystore!, deps.json());
+        });
+        return;
+      }
       if (o.type !== "aws-kms" && o.type !== "azure-key-vault" && o.type !== "ibm-key-protect") throw new CliConfigError(`--type ${o.type}: this build has connectors for aws-kms, azure-key-vault and ibm-key-protect only`);
       if (o.callerCredentials && o.credentialsFile) throw new CliConfigError("use either --credentials-file or --caller-credentials");
       const creds = o.credentialsFile ? readCredentials(o.credentialsFile) : {};
