@@ -11,12 +11,16 @@
 import test from "ava";
 import * as grpc from "@grpc/grpc-js";
 import { KeyManagementServiceClient } from "@google-cloud/kms";
+import { execFile } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { constants, createDecipheriv, createHash, createHmac, createPublicKey, generateKeyPairSync, publicEncrypt, verify } from "node:crypto";
 import { KeyAlgorithm, KeyState } from "../../protos/gen/mcko/v1/key.js";
 import { CloudKeyState, SyncState } from "../../protos/gen/mcko/v1/distribution.js";
 import { GcpImportMethod, GcpProtectionLevel, type Keystore } from "../../protos/gen/mcko/v1/keystore.js";
 import { startGcpKmsEmulator, type GcpKmsEmulator } from "../emulators/gcp-kms/index.js";
-import { clientsFor, makeHome, mtls, rpc, rpcError, startDaemonProcess, type Home } from "../support/daemon.js";
+import { clientsFor, MCKO_BIN, makeHome, mtls, rpc, rpcError, startDaemonProcess, type Home } from "../support/daemon.js";
 import { gcpKeystore, keystoreClientsFor, newKey, vaultMaterials } from "../support/keystores.js";
 
 const PROJECT = "mcko-test";
@@ -321,5 +325,50 @@ test("other import methods and the SOFTWARE protection level are selectable; a p
   } finally {
     await w.close(w.home);
     await emu.close();
+  }
+});
+
+test("mcko keystore add --type gcp-kms: validate-only, add, distribute; a service account key file is refused for a plaintext endpoint, naming the field", async (t) => {
+  t.timeout(200_000);
+  const emu = await startGcpKmsEmulator({ projects: [PROJECT], reuseWrappingKeys: true });
+  const home = await makeHome({ reconcileIntervalMs: 200 });
+  const daemon = await startDaemonProcess(home);
+  const run = promisify(execFile);
+  const mcko = (...args: string[]) =>
+    run(MCKO_BIN, args, { env: { ...process.env, MCKO_HOME: home.dir, MCKO_ADDR: daemon.address } }).then(
+      (r) => ({ ...r, code: 0 }),
+      (e: { stdout: string; stderr: string; code: number }) => e,
+    );
+  try {
+    t.is((await mcko("vault", "create", "cli")).code, 0);
+    const where = ["--type", "gcp-kms", "--project", PROJECT, "--location", "europe-west1", "--key-ring", "cli", "--endpoint", `http://${emu.endpoint}`];
+    const dry = await mcko("keystore", "add", "cli/gcp", ...where, "--validate-only");
+    t.is(dry.code, 0, dry.stderr);
+    t.regex(dry.stdout, /valid: .*plaintext gRPC/);
+    const saFile = join(home.dir, "sa.json");
+    const pem = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+    writeFileSync(saFile, JSON.stringify({ type: "service_account", project_id: PROJECT, client_email: "mcko@mcko-test.iam.gserviceaccount.com", private_key: pem }), { mode: 0o600 });
+    const refused = await mcko("keystore", "add", "cli/gcp", ...where, "--credentials-file", saFile);
+    t.not(refused.code, 0);
+    t.regex(refused.stderr, /credentials_json/);
+    t.false(`${refused.stdout}${refused.stderr}`.includes("PRIVATE KEY"), "the key never shows");
+    const bad = await mcko("keystore", "add", "cli/gcp", ...where, "--import-method", "RSA_2048");
+    t.not(bad.code, 0);
+    t.regex(bad.stderr, /--import-method/);
+    const added = await mcko("keystore", "add", "cli/gcp", ...where, "--import-method", "RSA_OAEP_4096_SHA256_AES_256", "--protection-level", "SOFTWARE");
+    t.is(added.code, 0, added.stderr);
+    t.regex(added.stdout, /RSA_OAEP_4096_SHA256_AES_256|importMethod/);
+    t.is((await mcko("key", "create", "cli/dek", "--algorithm", "AES_256")).code, 0);
+    const pushed = await mcko("distribute", "cli/dek", "--keystore", "cli/gcp");
+    t.is(pushed.code, 0, pushed.stderr);
+    const ck = emu.admin.state().cryptoKeys.find((x) => x.name === `projects/${PROJECT}/locations/europe-west1/keyRings/cli/cryptoKeys/dek`)!;
+    t.is(ck.protectionLevel, "SOFTWARE");
+    t.is(emu.admin.imports().at(-1)!.wrappingAlgorithm, "RSA_OAEP_4096_SHA256_AES_256");
+    const shown = await mcko("-o", "json", "key", "show", "cli/dek");
+    t.is(ck.versions[0]!.kcv, (JSON.parse(shown.stdout) as { versions: { kcv: string }[] }).versions[0]!.kcv);
+  } finally {
+    await daemon.stop();
+    await emu.close();
+    home.cleanup();
   }
 });

@@ -11,7 +11,7 @@ import { DistributionServiceClient } from "../../../protos/gen/mcko/v1/distribut
 import { CloudKeyState, Distribution, SyncState, type Distribution as PbDistribution } from "../../../protos/gen/mcko/v1/distribution.js";
 import { KeyServiceClient } from "../../../protos/gen/mcko/v1/key_service.js";
 import { KeyState, type Key } from "../../../protos/gen/mcko/v1/key.js";
-import { AwsWrappingAlgorithm, CredentialSource, Keystore, KeystoreType, Pkcs11KeyUsage, type Keystore as PbKeystore } from "../../../protos/gen/mcko/v1/keystore.js";
+import { AwsWrappingAlgorithm, CredentialSource, GcpImportMethod, GcpProtectionLevel, Keystore, KeystoreType, Pkcs11KeyUsage, type Keystore as PbKeystore } from "../../../protos/gen/mcko/v1/keystore.js";
 import { KeystoreServiceClient } from "../../../protos/gen/mcko/v1/keystore_service.js";
 import { call, decodeError } from "./client.js";
 import { CliConfigError, type ClientConnection } from "./client-config.js";
@@ -96,6 +96,29 @@ function showKeystore(k: PbKeystore, json: boolean): void {
   ]);
 }
 
+/** `mcko keystore add --type gcp-kms` options (commander leaves them untyped). */
+interface GcpCliOptions {
+  readonly project?: string;
+  readonly location?: string;
+  readonly keyRing?: string;
+  readonly endpoint?: string;
+  readonly importMethod?: string;
+  readonly protectionLevel?: string;
+}
+
+/**
+ * The Google Cloud KMS connection block. The credentials file is the service account key JSON Google issues (or
+ * `{"credentials_json": "…"}`); without one the daemon uses its application default credentials.
+ */
+function gcpConfig(o: GcpCliOptions, credentialsFile: string | undefined, creds: Record<string, string>): PbKeystore["config"] {
+  const method = o.importMethod ? GcpImportMethod[`GCP_IMPORT_METHOD_${o.importMethod}` as keyof typeof GcpImportMethod] : GcpImportMethod.GCP_IMPORT_METHOD_UNSPECIFIED;
+  if (method === undefined) throw new CliConfigError(`--import-method ${o.importMethod}: use RSA_OAEP_3072_SHA256_AES_256 (default), RSA_OAEP_4096_SHA256_AES_256, RSA_OAEP_3072_SHA1_AES_256, RSA_OAEP_4096_SHA1_AES_256, RSA_OAEP_3072_SHA256 or RSA_OAEP_4096_SHA256`);
+  const level = o.protectionLevel ? GcpProtectionLevel[`GCP_PROTECTION_LEVEL_${o.protectionLevel}` as keyof typeof GcpProtectionLevel] : GcpProtectionLevel.GCP_PROTECTION_LEVEL_UNSPECIFIED;
+  if (level === undefined) throw new CliConfigError(`--protection-level ${o.protectionLevel}: use HSM (default) or SOFTWARE`);
+  const credentialsJson = creds.credentials_json ?? (credentialsFile && creds.type ? readFileSync(credentialsFile, "utf8") : "");
+  return { $case: "gcpKms", value: { project: o.project ?? "", location: o.location ?? "", keyRing: o.keyRing ?? "", endpoint: o.endpoint ?? "", credentialsJson, importMethod: method, protectionLevel: level } };
+}
+
 function distributionRow(d: PbDistribution): Record<string, string> {
   return { name: d.name, cloudKey: d.cloudKeyId, alias: d.cloudAlias, desired: cloudStateName(d.desiredState), observed: cloudStateName(d.observedState), sync: syncName(d.syncState) };
 }
@@ -152,7 +175,7 @@ export function addKeystoreCommands(program: Command, deps: KeystoreCommandDeps)
   const ks = program.command("keystore").description("external keystores (AWS KMS, …) of a vault");
   ks.command("add")
     .argument("<keystore>", "VAULT/KEYSTORE")
-    .requiredOption("--type <type>", "aws-kms, azure-key-vault, ibm-key-protect or pkcs11 (gcp-kms: not in this build yet)")
+    .requiredOption("--type <type>", "aws-kms, azure-key-vault, ibm-key-protect, gcp-kms or pkcs11")
     .option("--region <region>", "AWS region, e.g. us-east-1")
     .option("--vault-url <url>", "Azure: vault URL, e.g. https://myvault.vault.azure.net")
     .option("--tenant-id <guid>", "Azure: Entra ID tenant (with client_secret in the credentials file)")
@@ -162,7 +185,11 @@ export function addKeystoreCommands(program: Command, deps: KeystoreCommandDeps)
     .option("--ca-cert <file>", "Azure, Key Protect: extra CA (PEM) for the endpoint's TLS certificate")
     .option("--instance-id <guid>", "Key Protect: instance GUID (bluemix-instance)")
     .option("--iam-endpoint <url>", "Key Protect: IAM endpoint that exchanges api_key for tokens (default https://iam.cloud.ibm.com)")
-    .option("--key-ring <id>", "Key Protect: key ring of the keys MCKO creates (default: the instance's default ring)")
+    .option("--key-ring <id>", "Key Protect: key ring of the keys MCKO creates (default: the instance's default ring); Google Cloud KMS: key ring id (created when missing)")
+    .option("--project <id>", "Google Cloud KMS: project id")
+    .option("--location <location>", "Google Cloud KMS: location, e.g. europe-west1 or global")
+    .option("--import-method <method>", "Google Cloud KMS: RSA_OAEP_3072_SHA256_AES_256 (default), RSA_OAEP_4096_SHA256_AES_256, RSA_OAEP_3072_SHA1_AES_256, RSA_OAEP_4096_SHA1_AES_256, RSA_OAEP_3072_SHA256, RSA_OAEP_4096_SHA256")
+    .option("--protection-level <level>", "Google Cloud KMS: HSM (default) or SOFTWARE")
     .option("--endpoint <url>", "endpoint override (VPC endpoint, emulator)")
     .option("--module <path>", "PKCS#11: path of the token's PKCS#11 library on the daemon's host")
     .option("--token-label <label>", "PKCS#11: label of the target token")
@@ -204,7 +231,7 @@ export function addKeystoreCommands(program: Command, deps: KeystoreCommandDeps)
         });
         return;
       }
-      if (o.type !== "aws-kms" && o.type !== "azure-key-vault" && o.type !== "ibm-key-protect") throw new CliConfigError(`--type ${o.type}: this build has connectors for aws-kms, azure-key-vault and ibm-key-protect only`);
+      if (o.type !== "aws-kms" && o.type !== "azure-key-vault" && o.type !== "ibm-key-protect" && o.type !== "gcp-kms") throw new CliConfigError(`--type ${o.type}: this build has connectors for aws-kms, azure-key-vault, ibm-key-protect, gcp-kms and pkcs11`);
       if (o.callerCredentials && o.credentialsFile) throw new CliConfigError("use either --credentials-file or --caller-credentials");
       const creds = o.credentialsFile ? readCredentials(o.credentialsFile) : {};
       const wa = o.wrappingAlgorithm ? AwsWrappingAlgorithm[`AWS_WRAPPING_ALGORITHM_${o.wrappingAlgorithm}` as keyof typeof AwsWrappingAlgorithm] : 0;
@@ -238,8 +265,8 @@ export function addKeystoreCommands(program: Command, deps: KeystoreCommandDeps)
       };
       const keystore: PbKeystore = {
         name: "",
-        type: o.type === "azure-key-vault" ? KeystoreType.KEYSTORE_TYPE_AZURE_KEY_VAULT : o.type === "ibm-key-protect" ? KeystoreType.KEYSTORE_TYPE_IBM_KEY_PROTECT : KeystoreType.KEYSTORE_TYPE_AWS_KMS,
-        config: o.type === "azure-key-vault" ? azure : o.type === "ibm-key-protect" ? keyProtect : {
+        type: o.type === "gcp-kms" ? KeystoreType.KEYSTORE_TYPE_GCP_KMS : o.type === "azure-key-vault" ? KeystoreType.KEYSTORE_TYPE_AZURE_KEY_VAULT : o.type === "ibm-key-protect" ? KeystoreType.KEYSTORE_TYPE_IBM_KEY_PROTECT : KeystoreType.KEYSTORE_TYPE_AWS_KMS,
+        config: o.type === "gcp-kms" ? gcpConfig(o as unknown as GcpCliOptions, o.credentialsFile, creds) : o.type === "azure-key-vault" ? azure : o.type === "ibm-key-protect" ? keyProtect : {
           $case: "awsKms",
           value: {
             region: o.region ?? "",
