@@ -11,7 +11,7 @@ import { isUnknown, types } from "../plugin/cty.js";
 import { type AttributePath, DiagnosticError, type Diagnostics } from "../plugin/diagnostics.js";
 import { defineResource, type MaybeUnknown } from "../plugin/resource.js";
 import type { Attribute, Block, NestedBlock, Schema } from "../plugin/schema.js";
-import { AwsWrappingAlgorithm, GcpImportMethod, GcpProtectionLevel, Keystore, KeystoreType } from "../../../protos/gen/mcko/v1/keystore.js";
+import { AwsWrappingAlgorithm, GcpImportMethod, GcpProtectionLevel, Keystore, KeystoreType, Pkcs11KeyUsage } from "../../../protos/gen/mcko/v1/keystore.js";
 import { KeystoreServiceClient } from "../../../protos/gen/mcko/v1/keystore_service.js";
 import { CHILD_ID_RULE, isValidChildId, parseVaultName } from "./convert.js";
 import { isNotFound } from "./daemon-errors.js";
@@ -69,6 +69,8 @@ const enumNames = (e: NonNullable<FieldSpec["enumOf"]>): string[] =>
   Object.keys(e.values).filter((k) => k.startsWith(e.prefix) && !k.endsWith("_UNSPECIFIED")).map((k) => k.slice(e.prefix.length));
 const GCP_IMPORT = { values: GcpImportMethod as unknown as Record<string, string | number>, prefix: "GCP_IMPORT_METHOD_", unset: "RSA_OAEP_3072_SHA256_AES_256" };
 const GCP_LEVEL = { values: GcpProtectionLevel as unknown as Record<string, string | number>, prefix: "GCP_PROTECTION_LEVEL_", unset: "HSM" };
+
+const PKCS11_USAGE = { values: Pkcs11KeyUsage as unknown as Record<string, string | number>, prefix: "PKCS11_KEY_USAGE_", unset: "" };
 
 const WRAPPINGS = Object.keys(AwsWrappingAlgorithm)
   .filter((k) => k.startsWith("AWS_WRAPPING_ALGORITHM_") && k !== "AWS_WRAPPING_ALGORITHM_UNSPECIFIED")
@@ -143,11 +145,14 @@ export const KEYSTORE_BLOCKS: readonly BlockSpec[] = [
     block: "pkcs11",
     type: KeystoreType.KEYSTORE_TYPE_PKCS11,
     $case: "pkcs11",
-    doc: "A PKCS#11 token.",
+    doc: "A PKCS#11 token (another HSM partition). Each pushed key version becomes a sensitive, non-extractable token object labelled `<label_prefix><cloud name>` with CKA_ID = the push's request id, unwrapped inside the token under its transport key, so PKCS#11 applications use it by label. Disable turns its usage attributes off; rotation adds an object that takes the label (the old one becomes `<label>#<version>`); destroy deletes the objects at once.",
     fields: [
-      f("module_path", "modulePath", "string", "Path of the PKCS#11 module (shared library) on the daemon's host.", { required: true }),
-      f("token_label", "tokenLabel", "string", "Label of the token.", { required: true }),
-      secret("pin_wo", "pin", "User PIN."),
+      f("module_path", "modulePath", "string", "Absolute path of the PKCS#11 module (shared library) on the daemon's host, e.g. `/usr/lib/softhsm/libsofthsm2.so`.", { required: true }),
+      f("token_label", "tokenLabel", "string", "Label of the target token (at most 32 bytes).", { required: true }),
+      f("label_prefix", "labelPrefix", "string", "Prefix of each key object's CKA_LABEL (no `#`). Unset: none."),
+      f("key_usage", "keyUsage", "enum", `What pushed key objects may be used for: one of ${enumNames(PKCS11_USAGE).join(", ")}. Unset: by key family (AES encrypt/decrypt, HMAC sign/verify, RSA decrypt and sign, EC sign).`, { enumOf: PKCS11_USAGE }),
+      f("transport_key_label", "transportKeyLabel", "string", "CKA_LABEL of the transport RSA-3072 key pair in the token that pushes are wrapped for (created on the first push). Unset: `mcko-transport`."),
+      secret("pin_wo", "pin", "User PIN of the target token."),
     ],
   },
 ];

@@ -815,7 +815,7 @@ export interface KeystoreGcpKms {
   */
   readonly project: string;
   /**
-  * Location, e.g. `europe-west1`.
+  * Location, e.g. `europe-west1` or `global`.
   *
   * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/mcko/mcko/0.1.0/docs/resources/keystore#location Keystore#location}
   */
@@ -827,13 +827,25 @@ export interface KeystoreGcpKms {
   */
   readonly keyRing: string;
   /**
-  * API endpoint override, `host:port`.
+  * API endpoint override: `https://host[:port]` or `host[:port]` (TLS), or `http://host:port` for a local emulator (plaintext gRPC, no credentials sent). Unset: `cloudkms.googleapis.com`.
   *
   * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/mcko/mcko/0.1.0/docs/resources/keystore#endpoint Keystore#endpoint}
   */
   readonly endpoint?: string;
   /**
-  * Service account key JSON. Write-only (Terraform 1.11): sent to the daemon, never stored in the plan or state; change credentials_wo_version to send it again.
+  * Import method of the ImportJobs MCKO creates: one of RSA_OAEP_3072_SHA1_AES_256, RSA_OAEP_4096_SHA1_AES_256, RSA_OAEP_3072_SHA256_AES_256, RSA_OAEP_4096_SHA256_AES_256, RSA_OAEP_3072_SHA256, RSA_OAEP_4096_SHA256. Unset: RSA_OAEP_3072_SHA256_AES_256.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/mcko/mcko/0.1.0/docs/resources/keystore#import_method Keystore#import_method}
+  */
+  readonly importMethod?: string;
+  /**
+  * Protection level of the keys and import jobs: HSM or SOFTWARE. Unset: HSM.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/mcko/mcko/0.1.0/docs/resources/keystore#protection_level Keystore#protection_level}
+  */
+  readonly protectionLevel?: string;
+  /**
+  * Service account key JSON (or authorized-user JSON). Unset: the daemon's application default credentials. Write-only (Terraform 1.11): sent to the daemon, never stored in the plan or state; change credentials_wo_version to send it again.
   *
   * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/mcko/mcko/0.1.0/docs/resources/keystore#credentials_json_wo Keystore#credentials_json_wo}
   */
@@ -850,6 +862,8 @@ export function keystoreGcpKmsToTerraform(struct?: KeystoreGcpKmsOutputReference
     location: cdktf.stringToTerraform(struct!.location),
     key_ring: cdktf.stringToTerraform(struct!.keyRing),
     endpoint: cdktf.stringToTerraform(struct!.endpoint),
+    import_method: cdktf.stringToTerraform(struct!.importMethod),
+    protection_level: cdktf.stringToTerraform(struct!.protectionLevel),
     credentials_json_wo: cdktf.stringToTerraform(struct!.credentialsJsonWo),
   }
 }
@@ -881,6 +895,18 @@ export function keystoreGcpKmsToHclTerraform(struct?: KeystoreGcpKmsOutputRefere
     },
     endpoint: {
       value: cdktf.stringToHclTerraform(struct!.endpoint),
+      isBlock: false,
+      type: "simple",
+      storageClassType: "string",
+    },
+    import_method: {
+      value: cdktf.stringToHclTerraform(struct!.importMethod),
+      isBlock: false,
+      type: "simple",
+      storageClassType: "string",
+    },
+    protection_level: {
+      value: cdktf.stringToHclTerraform(struct!.protectionLevel),
       isBlock: false,
       type: "simple",
       storageClassType: "string",
@@ -927,6 +953,14 @@ export class KeystoreGcpKmsOutputReference extends cdktf.ComplexObject {
       hasAnyValues = true;
       internalValueResult.endpoint = this._endpoint;
     }
+    if (this._importMethod !== undefined) {
+      hasAnyValues = true;
+      internalValueResult.importMethod = this._importMethod;
+    }
+    if (this._protectionLevel !== undefined) {
+      hasAnyValues = true;
+      internalValueResult.protectionLevel = this._protectionLevel;
+    }
     if (this._credentialsJsonWo !== undefined) {
       hasAnyValues = true;
       internalValueResult.credentialsJsonWo = this._credentialsJsonWo;
@@ -941,6 +975,8 @@ export class KeystoreGcpKmsOutputReference extends cdktf.ComplexObject {
       this._location = undefined;
       this._keyRing = undefined;
       this._endpoint = undefined;
+      this._importMethod = undefined;
+      this._protectionLevel = undefined;
       this._credentialsJsonWo = undefined;
     }
     else {
@@ -949,6 +985,8 @@ export class KeystoreGcpKmsOutputReference extends cdktf.ComplexObject {
       this._location = value.location;
       this._keyRing = value.keyRing;
       this._endpoint = value.endpoint;
+      this._importMethod = value.importMethod;
+      this._protectionLevel = value.protectionLevel;
       this._credentialsJsonWo = value.credentialsJsonWo;
     }
   }
@@ -1006,6 +1044,38 @@ export class KeystoreGcpKmsOutputReference extends cdktf.ComplexObject {
   // Temporarily expose input value. Use with caution.
   public get endpointInput() {
     return this._endpoint;
+  }
+
+  // import_method - computed: false, optional: true, required: false
+  private _importMethod?: string; 
+  public get importMethod() {
+    return this.getStringAttribute('import_method');
+  }
+  public set importMethod(value: string) {
+    this._importMethod = value;
+  }
+  public resetImportMethod() {
+    this._importMethod = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get importMethodInput() {
+    return this._importMethod;
+  }
+
+  // protection_level - computed: false, optional: true, required: false
+  private _protectionLevel?: string; 
+  public get protectionLevel() {
+    return this.getStringAttribute('protection_level');
+  }
+  public set protectionLevel(value: string) {
+    this._protectionLevel = value;
+  }
+  public resetProtectionLevel() {
+    this._protectionLevel = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get protectionLevelInput() {
+    return this._protectionLevel;
   }
 
   // credentials_json_wo - computed: false, optional: true, required: false
@@ -1316,19 +1386,37 @@ export class KeystoreIbmKeyProtectOutputReference extends cdktf.ComplexObject {
 }
 export interface KeystorePkcs11 {
   /**
-  * Path of the PKCS#11 module (shared library) on the daemon's host.
+  * Absolute path of the PKCS#11 module (shared library) on the daemon's host, e.g. `/usr/lib/softhsm/libsofthsm2.so`.
   *
   * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/mcko/mcko/0.1.0/docs/resources/keystore#module_path Keystore#module_path}
   */
   readonly modulePath: string;
   /**
-  * Label of the token.
+  * Label of the target token (at most 32 bytes).
   *
   * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/mcko/mcko/0.1.0/docs/resources/keystore#token_label Keystore#token_label}
   */
   readonly tokenLabel: string;
   /**
-  * User PIN. Write-only (Terraform 1.11): sent to the daemon, never stored in the plan or state; change credentials_wo_version to send it again.
+  * Prefix of each key object's CKA_LABEL (no `#`). Unset: none.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/mcko/mcko/0.1.0/docs/resources/keystore#label_prefix Keystore#label_prefix}
+  */
+  readonly labelPrefix?: string;
+  /**
+  * What pushed key objects may be used for: one of ENCRYPT_DECRYPT, SIGN_VERIFY, WRAP_UNWRAP. Unset: by key family (AES encrypt/decrypt, HMAC sign/verify, RSA decrypt and sign, EC sign).
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/mcko/mcko/0.1.0/docs/resources/keystore#key_usage Keystore#key_usage}
+  */
+  readonly keyUsage?: string;
+  /**
+  * CKA_LABEL of the transport RSA-3072 key pair in the token that pushes are wrapped for (created on the first push). Unset: `mcko-transport`.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/mcko/mcko/0.1.0/docs/resources/keystore#transport_key_label Keystore#transport_key_label}
+  */
+  readonly transportKeyLabel?: string;
+  /**
+  * User PIN of the target token. Write-only (Terraform 1.11): sent to the daemon, never stored in the plan or state; change credentials_wo_version to send it again.
   *
   * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/mcko/mcko/0.1.0/docs/resources/keystore#pin_wo Keystore#pin_wo}
   */
@@ -1343,6 +1431,9 @@ export function keystorePkcs11ToTerraform(struct?: KeystorePkcs11OutputReference
   return {
     module_path: cdktf.stringToTerraform(struct!.modulePath),
     token_label: cdktf.stringToTerraform(struct!.tokenLabel),
+    label_prefix: cdktf.stringToTerraform(struct!.labelPrefix),
+    key_usage: cdktf.stringToTerraform(struct!.keyUsage),
+    transport_key_label: cdktf.stringToTerraform(struct!.transportKeyLabel),
     pin_wo: cdktf.stringToTerraform(struct!.pinWo),
   }
 }
@@ -1362,6 +1453,24 @@ export function keystorePkcs11ToHclTerraform(struct?: KeystorePkcs11OutputRefere
     },
     token_label: {
       value: cdktf.stringToHclTerraform(struct!.tokenLabel),
+      isBlock: false,
+      type: "simple",
+      storageClassType: "string",
+    },
+    label_prefix: {
+      value: cdktf.stringToHclTerraform(struct!.labelPrefix),
+      isBlock: false,
+      type: "simple",
+      storageClassType: "string",
+    },
+    key_usage: {
+      value: cdktf.stringToHclTerraform(struct!.keyUsage),
+      isBlock: false,
+      type: "simple",
+      storageClassType: "string",
+    },
+    transport_key_label: {
+      value: cdktf.stringToHclTerraform(struct!.transportKeyLabel),
       isBlock: false,
       type: "simple",
       storageClassType: "string",
@@ -1400,6 +1509,18 @@ export class KeystorePkcs11OutputReference extends cdktf.ComplexObject {
       hasAnyValues = true;
       internalValueResult.tokenLabel = this._tokenLabel;
     }
+    if (this._labelPrefix !== undefined) {
+      hasAnyValues = true;
+      internalValueResult.labelPrefix = this._labelPrefix;
+    }
+    if (this._keyUsage !== undefined) {
+      hasAnyValues = true;
+      internalValueResult.keyUsage = this._keyUsage;
+    }
+    if (this._transportKeyLabel !== undefined) {
+      hasAnyValues = true;
+      internalValueResult.transportKeyLabel = this._transportKeyLabel;
+    }
     if (this._pinWo !== undefined) {
       hasAnyValues = true;
       internalValueResult.pinWo = this._pinWo;
@@ -1412,12 +1533,18 @@ export class KeystorePkcs11OutputReference extends cdktf.ComplexObject {
       this.isEmptyObject = false;
       this._modulePath = undefined;
       this._tokenLabel = undefined;
+      this._labelPrefix = undefined;
+      this._keyUsage = undefined;
+      this._transportKeyLabel = undefined;
       this._pinWo = undefined;
     }
     else {
       this.isEmptyObject = Object.keys(value).length === 0;
       this._modulePath = value.modulePath;
       this._tokenLabel = value.tokenLabel;
+      this._labelPrefix = value.labelPrefix;
+      this._keyUsage = value.keyUsage;
+      this._transportKeyLabel = value.transportKeyLabel;
       this._pinWo = value.pinWo;
     }
   }
@@ -1446,6 +1573,54 @@ export class KeystorePkcs11OutputReference extends cdktf.ComplexObject {
   // Temporarily expose input value. Use with caution.
   public get tokenLabelInput() {
     return this._tokenLabel;
+  }
+
+  // label_prefix - computed: false, optional: true, required: false
+  private _labelPrefix?: string; 
+  public get labelPrefix() {
+    return this.getStringAttribute('label_prefix');
+  }
+  public set labelPrefix(value: string) {
+    this._labelPrefix = value;
+  }
+  public resetLabelPrefix() {
+    this._labelPrefix = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get labelPrefixInput() {
+    return this._labelPrefix;
+  }
+
+  // key_usage - computed: false, optional: true, required: false
+  private _keyUsage?: string; 
+  public get keyUsage() {
+    return this.getStringAttribute('key_usage');
+  }
+  public set keyUsage(value: string) {
+    this._keyUsage = value;
+  }
+  public resetKeyUsage() {
+    this._keyUsage = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get keyUsageInput() {
+    return this._keyUsage;
+  }
+
+  // transport_key_label - computed: false, optional: true, required: false
+  private _transportKeyLabel?: string; 
+  public get transportKeyLabel() {
+    return this.getStringAttribute('transport_key_label');
+  }
+  public set transportKeyLabel(value: string) {
+    this._transportKeyLabel = value;
+  }
+  public resetTransportKeyLabel() {
+    this._transportKeyLabel = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get transportKeyLabelInput() {
+    return this._transportKeyLabel;
   }
 
   // pin_wo - computed: false, optional: true, required: false
