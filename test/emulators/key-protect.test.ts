@@ -355,6 +355,18 @@ test.serial("call log proves a single create; admin HTTP mirrors the in-process 
   t.like(calls, [{ operation: "ListKeys", status: 200 }]);
 });
 
+test.serial("the admin key view carries the description as stored (where clients without tags keep theirs)", async (t) => {
+  const description = "mcko:key=vaults/v/keys/k mcko:request-id=0b5e";
+  const id = String(first(await kp("POST", "/api/v2/keys", { body: keyBody({ name: "described", description }) }))["id"]);
+  const plain = String(first(await kp("POST", "/api/v2/keys", { body: keyBody({ name: "undescribed" }) }))["id"]);
+  t.is(emu.admin.key(id)?.description, description);
+  t.is(emu.admin.keys(A).find((k) => k.id === id)?.description, description);
+  t.is(emu.admin.key(plain)?.description, undefined, "no description, none invented");
+  t.is(first(await kp("GET", `/api/v2/keys/${id}/metadata`))["description"], description, "the same text the REST API answers");
+  const viaHttp = (await (await fetch(`${emu.adminUrl}/_emulator/keys/${id}`)).json()) as { description?: string };
+  t.is(viaHttp.description, description);
+});
+
 test.serial("HTTPS with the per-run CA", async (t) => {
   const tlsEmu = await startKeyProtectEmulator({ tls: true, reuseWrappingKeys: true });
   try {

@@ -11,6 +11,8 @@ export interface KpKeyView {
   id: string;
   instance: string;
   name: string;
+  /** The key's description as stored (Key Protect has no tags; clients such as MCKO keep theirs here). */
+  description?: string;
   /** 0 Pre-activation, 1 Active, 2 Suspended, 3 Deactivated, 5 Destroyed. */
   state: KpKeyState;
   extractable: boolean;
@@ -96,6 +98,7 @@ function keyView(state: KeyProtectState, k: KpKey): KpKeyView {
       return out;
     }),
   };
+  if (k.description !== undefined) v.description = k.description;
   if (k.expirationDate) v.expirationDate = k.expirationDate.toISOString();
   if (k.deletionDate) v.deletionDate = k.deletionDate.toISOString();
   if (k.lastRotateDate) v.lastRotateDate = k.lastRotateDate.toISOString();
