@@ -16,7 +16,6 @@ import { pinFromEnvironment } from "../config/hsm-secrets.js";
 import { StartupError } from "../core/internal-keys.js";
 import { HsmError } from "../hsm/hsm.js";
 import { createLogger } from "../log/logger.js";
-import { startDaemon } from "../main.js";
 import { issueClientCert } from "../pki/certificates.js";
 import { isRole, ROLES } from "../core/authz.js";
 import { StoreError } from "../store/store.js";
@@ -215,6 +214,8 @@ program
   .action(async (o: { config: string }) => {
     const config = loadConfig(o.config);
     const log = createLogger(config.logLevel);
+    // Loaded here, not at the top: the daemon pulls in every cloud SDK, which the other commands never need.
+    const { startDaemon } = await import("../main.js");
     const daemon = await startDaemon(config, log);
     // A ready line for people and supervisors, whatever the log level (logs go to stderr).
     process.stdout.write(`mckod serving on ${config.listen.host}:${daemon.port}\n`);
