@@ -23,3 +23,6 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   echo "setup: npm ci" >&2
   npm ci --no-audit --no-fund >&2
 fi
+
+# The Terraform provider runs from a pre-built bundle (its wrapper also rebuilds it when a source changes).
+sh provider/bin/build-provider

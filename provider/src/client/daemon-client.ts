@@ -26,6 +26,12 @@ export interface DaemonClient {
    * ServiceError (give it to describeDaemonError, or let the plugin layer do so).
    */
   unary<Req, Resp>(method: UnaryMethod<Req, Resp>, request: Req, signal?: AbortSignal): Promise<Resp>;
+  /**
+   * How many times a write went to the daemon over this client (counted when it starts and when it ends): anything
+   * that remembers daemon answers (client/key-reads.ts) drops them when this changes. Only mcko.v1's Get* and List*
+   * RPCs are reads; any other call counts as a write.
+   */
+  writes(): number;
   /** Checks that the daemon answers (grpc.health.v1 Check over mTLS). Rejects with the gRPC error otherwise. */
   ping(signal?: AbortSignal): Promise<void>;
   close(): void;
@@ -43,12 +49,30 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // No DNS TXT lookup for service config when the address is a hostname (STACK.md gotcha 13).
   "grpc.service_config_disable_resolution": 1,
   "grpc.max_receive_message_length": 64 * 1024 * 1024,
+  // No channelz bookkeeping per call: nothing reads it in the provider.
+  "grpc.enable_channelz": 0,
 };
 
 export function createDaemonClient(conn: DaemonConnection): DaemonClient {
   const creds = grpc.credentials.createSsl(conn.caPem, conn.keyPem, conn.certPem);
   const channel = new grpc.Channel(conn.address, creds, CHANNEL_OPTIONS);
-  const options: Partial<grpc.ClientOptions> = { channelOverride: channel };
+  let writes = 0;
+  // Counts writes by their RPC path, for every client on this channel, whichever way the call is made.
+  const countWrites: grpc.Interceptor = (opts, nextCall) => {
+    if (READ_RPC.test(opts.method_definition.path)) return new grpc.InterceptingCall(nextCall(opts));
+    return new grpc.InterceptingCall(nextCall(opts), {
+      start: (metadata, _listener, next) => {
+        writes += 1;
+        next(metadata, {
+          onReceiveStatus: (status, nextStatus) => {
+            writes += 1;
+            nextStatus(status);
+          },
+        });
+      },
+    });
+  };
+  const options: Partial<grpc.ClientOptions> = { channelOverride: channel, interceptors: [countWrites] };
   const cache = new Map<unknown, unknown>();
   const service = <C>(ctor: ClientConstructor<C>): C => {
     let c = cache.get(ctor) as C | undefined;
@@ -58,7 +82,7 @@ export function createDaemonClient(conn: DaemonConnection): DaemonClient {
     }
     return c;
   };
-  const raw = new grpc.Client(conn.address, creds, options);
+  const raw = new grpc.Client(conn.address, creds, { channelOverride: channel });
   const callOptions = (): Partial<grpc.CallOptions> => ({ deadline: new Date(Date.now() + conn.requestTimeoutMs) });
   return {
     address: conn.address,
@@ -68,6 +92,7 @@ export function createDaemonClient(conn: DaemonConnection): DaemonClient {
     audit: service(AuditServiceClient),
     service,
     callOptions,
+    writes: () => writes,
     unary: <Req, Resp>(method: UnaryMethod<Req, Resp>, request: Req, signal?: AbortSignal) =>
       new Promise<Resp>((resolve, reject) => {
         if (signal?.aborted) return reject(signal.reason);
@@ -105,6 +130,9 @@ export function createDaemonClient(conn: DaemonConnection): DaemonClient {
     },
   };
 }
+
+/** `/mcko.v1.KeyService/GetKey`, `/mcko.v1.KeyService/ListKeys`: the reads. Anything else is taken for a write. */
+const READ_RPC = /^\/mcko\.v1\.[A-Za-z]+\/(Get|List)[A-Z][A-Za-z]*$/;
 
 // grpc.health.v1.HealthCheckRequest { string service = 1; } and HealthCheckResponse { ServingStatus status = 1; },
 // hand-encoded: two fields are not worth loading the health proto at provider start.

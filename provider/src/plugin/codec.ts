@@ -1,7 +1,7 @@
 // cty value codec for the two wire forms Terraform uses (TFPLUGIN.md §3.2–3.4): MessagePack (every DynamicValue
 // Terraform sends, and every one we answer) and JSON (RawState in UpgradeResourceState/MoveResourceState, and the
 // DynamicValue.json fallback). Driven by the schema's type: the wire carries no types except inside dynamic values.
-import { decode, encode, ExtData } from "@msgpack/msgpack";
+import { Decoder, Encoder, ExtData } from "@msgpack/msgpack";
 import {
   type CtyNumber,
   type CtyType,
@@ -30,9 +30,16 @@ const EXT_REFINED_UNKNOWN = 12;
 
 // ---------------------------------------------------------------- msgpack
 
+// One encoder and one decoder for the process: `encode()`/`decode()` build a new one (and its buffers) per call, which
+// is most of their cost at the ~1,500 values a 300-resource plan converts. Both are synchronous and copy their result
+// (an Encoder entered again clones itself), so sharing them is safe.
+const encoder = new Encoder({ useBigInt64: true, sortKeys: true });
+const plainEncoder = new Encoder({ useBigInt64: true });
+const decoder = new Decoder({ useBigInt64: true });
+
 /** Encodes `value` as cty msgpack for `type`. Objects get every attribute of the type, null where absent. */
 export function encodeMsgpack(type: CtyType, value: CtyValue): Uint8Array {
-  return encode(toWire(type, value, ""), { useBigInt64: true, sortKeys: true });
+  return encoder.encode(toWire(type, value, ""));
 }
 
 /** Decodes cty msgpack for `type`. Empty input means null (as Terraform's own decoder treats it). Any extension is an unknown. */
@@ -40,7 +47,7 @@ export function decodeMsgpack(type: CtyType, bytes: Uint8Array): CtyValue {
   if (bytes.length === 0) return null;
   let raw: unknown;
   try {
-    raw = decode(bytes, { useBigInt64: true });
+    raw = decoder.decode(bytes);
   } catch (err) {
     throw new CodecError(`invalid msgpack: ${(err as Error).message}`, "");
   }
@@ -80,9 +87,9 @@ function toWire(type: CtyType, v: CtyValue, path: string): unknown {
       for (const k of Object.keys(v)) {
         if (!Object.hasOwn(type.attributes, k)) throw new CodecError(`unsupported attribute "${k}"`, path);
       }
-      return Object.fromEntries(
-        Object.entries(type.attributes).map(([k, t]) => [k, toWire(t, Object.hasOwn(v, k) ? (v[k] as CtyValue) : null, `${path}.${k}`)]),
-      );
+      const out: Record<string, unknown> = {};
+      for (const k in type.attributes) out[k] = toWire(type.attributes[k] as CtyType, Object.hasOwn(v, k) ? (v[k] as CtyValue) : null, `${path}.${k}`);
+      return out;
     }
   }
 }
@@ -112,7 +119,7 @@ function encodeUnknown(u: Unknown): ExtData {
   if (entries.length === 0) return new ExtData(EXT_UNKNOWN, new Uint8Array([0]));
   const parts: Uint8Array[] = [new Uint8Array([0x80 + entries.length])];
   for (const [k, val] of entries) {
-    parts.push(new Uint8Array([k]), encode(val, { useBigInt64: true }));
+    parts.push(new Uint8Array([k]), plainEncoder.encode(val));
   }
   return new ExtData(EXT_REFINED_UNKNOWN, Buffer.concat(parts));
 }
@@ -121,7 +128,7 @@ function decodeRefinements(ext: ExtData): Refinements {
   if (ext.type !== EXT_REFINED_UNKNOWN || typeof ext.data === "function" || ext.data.length === 0) return {};
   let m: unknown;
   try {
-    m = decode(ext.data, { useBigInt64: true });
+    m = decoder.decode(ext.data);
   } catch {
     return {}; // refinements are hints; a payload we cannot read leaves a plain unknown
   }
@@ -178,9 +185,9 @@ function fromWire(type: CtyType, raw: unknown, path: string): CtyValue {
       for (const k of Object.keys(raw)) {
         if (!Object.hasOwn(type.attributes, k)) throw new CodecError(`unsupported attribute "${k}"`, path);
       }
-      return Object.fromEntries(
-        Object.entries(type.attributes).map(([k, t]) => [k, Object.hasOwn(raw, k) ? fromWire(t, raw[k], `${path}.${k}`) : null]),
-      );
+      const out: Record<string, CtyValue> = {};
+      for (const k in type.attributes) out[k] = Object.hasOwn(raw, k) ? fromWire(type.attributes[k] as CtyType, raw[k], `${path}.${k}`) : null;
+      return out;
     }
   }
 }

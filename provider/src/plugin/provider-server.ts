@@ -7,7 +7,7 @@ import * as pb from "../../../protos/gen/tfplugin6/tfplugin6.js";
 import { CodecError, decodeJson, decodeMsgpack, encodeMsgpack } from "./codec.js";
 import { type CtyType, type CtyValue, isUnknown, isWhollyKnown, type ObjectValue, UNKNOWN, Unknown, valuesEqual } from "./cty.js";
 import { type AttributePath, type Diagnostic, DiagnosticError, Diagnostics, formatPath } from "./diagnostics.js";
-import { type DataSourceType, type ProviderDefinition, type ResourceType, type StateResult, isWithPrivate } from "./resource.js";
+import { type DataSourceType, type PlanResult, type ProviderDefinition, type ResourceType, type StateResult, isWithPrivate } from "./resource.js";
 import { type Block, impliedType, schemaToProto } from "./schema.js";
 
 type Resource<C> = ResourceType<ObjectValue, C>;
@@ -31,6 +31,7 @@ export class ProviderServer<Client> {
   private readonly resources = new Map<string, { r: Resource<Client>; type: CtyType }>();
   private readonly dataSources = new Map<string, { d: DataSource<Client>; type: CtyType }>();
   private readonly providerType: CtyType;
+  private schemaResponse: pb.GetProviderSchema_Response | undefined;
 
   constructor(private readonly provider: ProviderDefinition<Client>) {
     this.providerType = impliedType(provider.schema.block);
@@ -53,8 +54,9 @@ export class ProviderServer<Client> {
     });
   }
 
+  /** The schemas are fixed for the life of the process: converted once, on first request. */
   async getProviderSchema(_req: pb.GetProviderSchema_Request): Promise<pb.GetProviderSchema_Response> {
-    const resp: pb.GetProviderSchema_Response = {
+    this.schemaResponse ??= {
       provider: schemaToProto(this.provider.schema) as pb.Schema,
       resourceSchemas: Object.fromEntries([...this.resources].map(([n, { r }]) => [n, schemaToProto(r.schema) as pb.Schema])),
       dataSourceSchemas: Object.fromEntries([...this.dataSources].map(([n, { d }]) => [n, schemaToProto(d.schema) as pb.Schema])),
@@ -64,7 +66,7 @@ export class ProviderServer<Client> {
       functions: {},
       ephemeralResourceSchemas: {},
     };
-    return resp;
+    return this.schemaResponse;
   }
 
   async getResourceIdentitySchemas(_req: pb.GetResourceIdentitySchemas_Request): Promise<pb.GetResourceIdentitySchemas_Response> {
@@ -180,8 +182,8 @@ export class ProviderServer<Client> {
         newState = encodeDV(type, null);
         return;
       }
-      // Echo the prior state if the read fails, so Terraform keeps it.
-      newState = encodeDV(type, state);
+      // If the read fails, the prior state goes back as it came, so Terraform keeps it.
+      newState = req.currentState;
       const client = this.requireClient();
       const result = await r.read({ state: state as ObjectValue, private: req.private, client, signal, diags });
       if (result === null) {
@@ -215,27 +217,34 @@ export class ProviderServer<Client> {
       }
       let planned = defaultPlan(r.schema.block, prior, proposed as ObjectValue, config as ObjectValue);
       const paths: AttributePath[] = [];
-      plannedState = encodeDV(type, planned);
       if (r.plan) {
         const client = this.requireClient();
-        const res = await r.plan({
-          prior,
-          proposed: proposed as ObjectValue,
-          config: config as ObjectValue,
-          planned,
-          private: req.priorPrivate,
-          client,
-          signal,
-          diags,
-        });
+        const fallback = planned;
+        let res: PlanResult<ObjectValue>;
+        try {
+          res = await r.plan({
+            prior,
+            proposed: proposed as ObjectValue,
+            config: config as ObjectValue,
+            planned,
+            private: req.priorPrivate,
+            client,
+            signal,
+            diags,
+          });
+        } catch (err) {
+          plannedState = encodeDV(type, fallback); // with the error, Terraform's own proposal goes back
+          throw err;
+        }
         if (!isObj(res.planned as CtyValue)) {
+          plannedState = encodeDV(type, fallback);
           throw new DiagnosticError("Provider returned no plan", `The plan of ${req.typeName} returned no object. This is always a problem with the provider.`);
         }
         planned = clearWriteOnly(r.schema.block, res.planned as ObjectValue) as ObjectValue;
         if (prior !== null) paths.push(...(res.requiresReplace ?? []));
         if (res.private) plannedPrivate = Buffer.from(res.private);
-        plannedState = encodeDV(type, planned);
       }
+      plannedState = encodeDV(type, planned);
       // Replacement paths are ignored on create; on update they name changed requiresReplace attributes of the final plan.
       if (prior !== null) paths.unshift(...replacePaths(r.schema.block, prior, planned, []));
       requiresReplace = dedupePaths(paths).map(pathToProto);
@@ -457,8 +466,13 @@ export class ProviderServer<Client> {
 
 // ---------------------------------------------------------------------- conversions
 
+/**
+ * get_provider_schema_optional: the schemas are static and GetProviderSchema sets nothing up, so Terraform may use
+ * the schema it already holds from this command's first provider process instead of asking every later process
+ * again (TFPLUGIN.md §2.3; Terraform 1.11 honours it for the validate, plan and apply processes).
+ */
 function capabilities(): pb.ServerCapabilities {
-  return { planDestroy: false, getProviderSchemaOptional: false, moveResourceState: false, generateResourceConfig: false };
+  return { planDestroy: false, getProviderSchemaOptional: true, moveResourceState: false, generateResourceConfig: false };
 }
 
 function decodeDV(type: CtyType, dv: pb.DynamicValue | undefined, field: string): CtyValue {

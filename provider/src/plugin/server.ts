@@ -59,6 +59,8 @@ export async function serve<Client>(definition: ProviderDefinition<Client>, opts
   const server = new grpc.Server({
     "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
     "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+    // Channelz (grpc-js' introspection service, which nothing here serves) would count every call: ~7% of each call's CPU.
+    "grpc.enable_channelz": 0,
   });
   const provider = new ProviderServer(definition);
   server.addService(ProviderService, provider.toGrpcHandlers());

@@ -8,6 +8,7 @@
 // key changed out of band (suspended, relabelled) shows up as a plan that repairs it.
 import { describeDaemonError } from "../client/errors.js";
 import type { DaemonClient } from "../client/daemon-client.js";
+import { readKey } from "../client/key-reads.js";
 import { isUnknown, types, UNKNOWN } from "../plugin/cty.js";
 import { type AttributePath, DiagnosticError, type Diagnostics } from "../plugin/diagnostics.js";
 import { defineResource, type MaybeUnknown } from "../plugin/resource.js";
@@ -356,14 +357,10 @@ export const keyResource = defineResource<KeyModel, DaemonClient>({
     return toModel(key, planned as Partial<KeyModel>);
   },
 
+  // Served from one listing of the vault per plan when many keys of a vault are refreshed (client/key-reads.ts).
   read: async ({ state, client, signal }) => {
-    try {
-      const r = await client.unary(client.keys.getKey.bind(client.keys), { name: state.id ?? "" }, signal);
-      return toModel(r.key!, { ...state, state: null });
-    } catch (err) {
-      if (isNotFound(err)) return null;
-      throw err;
-    }
+    const key = await readKey(client, state.id ?? "", signal);
+    return key === null ? null : toModel(key, { ...state, state: null });
   },
 
   update: async ({ prior, config, planned, client, signal }) => {
