@@ -7,7 +7,8 @@
  * changes, rotation and destroy are asserted from the token's attributes and object presence. Bad input (a module
  * that does not exist or is no PKCS#11 library, an unknown token label, a wrong PIN, an algorithm the keystore
  * cannot take) gets an error naming the field and changes nothing; the PIN appears in no log, file, response or
- * audit event. Last, at the connector level: an interrupted push resumes into exactly one object.
+ * audit event. Last, at the connector level: an interrupted push resumes into exactly one object, and a token that
+ * refuses to change usage attributes gets the object removed on disable and pushed again on enable.
  */
 import test from "ava";
 import * as grpc from "@grpc/grpc-js";
@@ -28,8 +29,18 @@ import type { KeyRecord } from "../../daemon/src/core/keys.js";
 import { SoftwareHsm } from "../../daemon/src/hsm/software/software-hsm.js";
 import { makeCallPolicy } from "../../daemon/src/cloud/call-policy.js";
 import { objectIdFor, pkcs11TokenFactory } from "../../daemon/src/cloud/pkcs11-token/connector.js";
+import { acquireModule, findSlotByTokenLabel, login, logoutUser, openSession, type Handle, type Pkcs11 } from "../../daemon/src/hsm/pkcs11/module.js";
+import { Secret } from "../../daemon/src/util/secret.js";
+import pkcs11js from "pkcs11js";
 
 const execFileAsync = promisify(execFile);
+const pk11Close = (pk: Pkcs11, session: Handle): void => {
+  try {
+    pk.C_CloseSession(session);
+  } catch {
+    // already closed
+  }
+};
 const APP = join(REPO, "test/support/pkcs11-app.mjs");
 const VAULT = "tok";
 const TARGET = "target";
@@ -511,7 +522,7 @@ for (const backend of ["software", "pkcs11"] as const) {
   });
 }
 
-test.serial("connector: a push interrupted after its tag object resumes into exactly one key object, and a repeated push makes no second one", async (t) => {
+test.serial("connector: a push interrupted after its tag object resumes into exactly one key object; a repeated push makes no second one; a token that refuses to turn usage off gets the object removed and pushed again on enable", async (t) => {
   t.timeout(120_000);
   const token = await createSoftHsmToken({ tokenLabel: TARGET, pin: PIN });
   process.env.SOFTHSM2_CONF = token.conf;
@@ -559,6 +570,39 @@ test.serial("connector: a push interrupted after its tag object resumes into exa
     t.is(objects.filter((o) => o.class === "data" && o.label === `mcko:${done.key.id}`).length, 1, "one tag object");
     t.is(objects.filter((o) => o.label === "resumed").length, 1);
     t.is((await connector.describe(done.key)).state, "ENABLED");
+
+    // A token that will not turn usage off (here: the object replaced by a CKA_MODIFIABLE=false copy, as an HSM
+    // policy might make it): disable removes the key object, the tag object stays, and the next push brings the
+    // material back from the vault.
+    const mod = acquireModule(SOFTHSM_MODULE_PATH);
+    const slot = findSlotByTokenLabel(mod, TARGET);
+    const session = openSession(mod, slot);
+    try {
+      const pin = Secret.copyOf(Buffer.from(PIN));
+      login(mod, slot, session, pin, TARGET);
+      pin.dispose();
+      const pk = mod.pkcs11;
+      pk.C_FindObjectsInit(session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY }, { type: pkcs11js.CKA_ID, value: Buffer.from(done.key.id, "hex") }]);
+      const [original] = pk.C_FindObjects(session, 2);
+      pk.C_FindObjectsFinal(session);
+      pk.C_CopyObject(session, original!, [{ type: pkcs11js.CKA_MODIFIABLE, value: false }]);
+      pk.C_DestroyObject(session, original!);
+      logoutUser(mod, slot);
+    } finally {
+      pk11Close(mod.pkcs11, session);
+      mod.release();
+    }
+    await connector.setEnabled(done.key, false);
+    t.is((await connector.describe(done.key)).state, "PENDING_IMPORT", "the unchangeable object was removed; its tag object remains");
+    let frozen = (await app<{ objects: TokenObject[] }>(token.conf, { op: "inspect" })).objects;
+    t.is(frozen.filter((o) => o.id === done.key.id).length, 0);
+    t.is(frozen.filter((o) => o.label === `mcko:${done.key.id}`).length, 1);
+    const back = await connector.push({ ...base, existingKey: done.key });
+    t.is(back.key.id, done.key.id);
+    t.is(wraps, 2, "enable brought the material back from the vault");
+    t.is((await connector.describe(done.key)).state, "ENABLED");
+    frozen = (await app<{ objects: TokenObject[] }>(token.conf, { op: "inspect" })).objects;
+    t.like(frozen.find((o) => o.id === done.key.id), { label: "resumed", encrypt: true, decrypt: true, extractable: false, sensitive: true });
   } catch (e) {
     if (e && typeof e === "object" && "code" in e) t.log(decodeFailure(e as grpc.ServiceError));
     throw e;

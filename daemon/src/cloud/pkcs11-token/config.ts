@@ -1,6 +1,9 @@
 /** PKCS#11 token keystore settings: validation and the typed, defaulted form the connector uses. */
+import { createHash } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
 import { isAbsolute } from "node:path";
+import type { KeyAlgorithm } from "../../hsm/hsm.js";
+import { keyFamily } from "../../hsm/hsm.js";
 import type { ConnectorCredentials, ConnectorSettings, FieldProblem } from "../connector.js";
 
 export const PKCS11_CREDENTIAL_FIELDS = ["pin"] as const;
@@ -68,4 +71,19 @@ export function compilePkcs11Settings(s: ConnectorSettings): Pkcs11TokenSettings
     keyUsage: typeof s.key_usage === "string" && s.key_usage !== "" ? (s.key_usage as Pkcs11KeyUsage) : "DEFAULT",
     transportKeyLabel: typeof s.transport_key_label === "string" && s.transport_key_label !== "" ? s.transport_key_label : DEFAULT_TRANSPORT_KEY_LABEL,
   };
+}
+
+/** Why a key of `algorithm` cannot be pushed with `usage`, or undefined (token-connector.ts maps usages to flags). */
+export function usageProblem(algorithm: KeyAlgorithm, usage: Pkcs11KeyUsage): string | undefined {
+  const family = keyFamily(algorithm);
+  if (family === "HMAC" && usage !== "DEFAULT" && usage !== "SIGN_VERIFY") return `HMAC keys can only sign and verify, not ${usage}`;
+  if (family === "EC" && usage !== "DEFAULT" && usage !== "SIGN_VERIFY") return `EC keys can only sign (ECDSA), not ${usage}`;
+  return undefined;
+}
+
+/** CKA_ID of the objects a push makes: the request id's 16 UUID bytes (readable in pkcs11-tool), else a digest. */
+export function objectIdFor(requestId: string): Buffer {
+  const hex = requestId.replace(/-/g, "");
+  if (/^[0-9a-fA-F]{32}$/.test(hex)) return Buffer.from(hex, "hex");
+  return createHash("sha256").update(`mcko:${requestId}`).digest().subarray(0, 16);
 }
