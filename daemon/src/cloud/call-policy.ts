@@ -39,14 +39,18 @@ export function makeCallPolicy(options: { maxConcurrency: number; attemptTimeout
  * Runs `attempt` (given an AbortSignal that fires at the attempt timeout) under the limit, retrying retryable
  * `ConnectorError`s until the deadline. The last error is rethrown; a retryable one past the deadline becomes
  * UNAVAILABLE naming the operation.
+ *
+ * `limitedInside`: the attempt takes the keystore's slot itself (`policy.limit`) around each request it sends, e.g.
+ * in the SDK's HTTP stage, so that building, signing and parsing requests happens outside the slot and the limit
+ * bounds exactly the requests in flight at the cloud.
  */
-export async function callWithRetry<T>(policy: CallPolicy, operation: string, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function callWithRetry<T>(policy: CallPolicy, operation: string, attempt: (signal: AbortSignal) => Promise<T>, options: { limitedInside?: boolean } = {}): Promise<T> {
   const deadline = Date.now() + policy.deadlineMs;
   for (let n = 0; ; n++) {
     try {
       const remaining = deadline - Date.now();
       const signal = AbortSignal.timeout(Math.max(1, Math.min(policy.attemptTimeoutMs, remaining)));
-      return await policy.limit(() => attempt(signal));
+      return await (options.limitedInside ? attempt(signal) : policy.limit(() => attempt(signal)));
     } catch (e) {
       if (!(e instanceof ConnectorError) || !e.details.retryable) throw e;
       const wait = policy.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** n);

@@ -16,7 +16,7 @@ import {
 } from "node:crypto";
 import { promisify } from "node:util";
 import { kcvAes, kcvHmac, kcvPublicKey, type HmacHash } from "../common/kcv.js";
-import { oaepDecrypt, oaepEncrypt, rsaAesKeyUnwrap, UnwrapError, type OaepHash } from "../common/key-wrap.js";
+import { oaepDecrypt, oaepDecryptOffThread, oaepEncrypt, rsaAesKeyUnwrapOffThread, UnwrapError, type OaepHash } from "../common/key-wrap.js";
 import {
   derToP1363,
   p1363ToDer,
@@ -233,6 +233,22 @@ export interface KmsOptions {
   /** Generate a new wrapping key pair for every GetParametersForImport (slow for RSA_4096); default: one per spec. */
   freshWrappingKeys: boolean;
   captureLimit: number;
+}
+
+/** A wrapping key's exported forms, computed once per key pair (they are sent or captured on every import). */
+const WRAPPING_KEY_FORMS = new WeakMap<KeyObject, { spkiBase64: string; privatePem: string; publicPem: string }>();
+function wrappingKeyForms(privateKey: KeyObject): { spkiBase64: string; privatePem: string; publicPem: string } {
+  let f = WRAPPING_KEY_FORMS.get(privateKey);
+  if (!f) {
+    const pub = createPublicKey(privateKey);
+    f = {
+      spkiBase64: pub.export({ format: "der", type: "spki" }).toString("base64"),
+      privatePem: privateKey.export({ format: "pem", type: "pkcs8" }).toString(),
+      publicPem: pub.export({ format: "pem", type: "spki" }).toString(),
+    };
+    WRAPPING_KEY_FORMS.set(privateKey, f);
+  }
+  return f;
 }
 
 export class KmsState {
@@ -728,14 +744,15 @@ export class KmsState {
     return {
       KeyId: key.arn,
       ImportToken: token.toString("base64"),
-      PublicKey: createPublicKey(privateKey).export({ format: "der", type: "spki" }).toString("base64"),
+      PublicKey: wrappingKeyForms(privateKey).spkiBase64,
       ParametersValidTo: validTo,
     };
   }
 
-  private unwrap(p: ImportParams, wrapped: Buffer): Buffer {
+  /** The RSA step runs on a worker thread (key-wrap.ts): the emulator stands for a cloud whose CPU is not ours. */
+  private unwrap(p: ImportParams, wrapped: Buffer): Promise<Buffer> {
     const hash: OaepHash = p.algorithm.endsWith("SHA_1") ? "sha1" : "sha256";
-    return p.algorithm.startsWith("RSA_AES") ? rsaAesKeyUnwrap(p.privateKey, hash, wrapped) : oaepDecrypt(p.privateKey, hash, wrapped);
+    return p.algorithm.startsWith("RSA_AES") ? rsaAesKeyUnwrapOffThread(p.privateKey, hash, wrapped) : oaepDecryptOffThread(p.privateKey, hash, wrapped);
   }
 
   /** Checks that the plaintext material fits the key spec; returns it in the form the key keeps. */
@@ -770,7 +787,7 @@ export class KmsState {
     return { privateKey };
   }
 
-  ImportKeyMaterial(body: Json): Json {
+  async ImportKeyMaterial(body: Json): Promise<Json> {
     const key = this.resolve(str(body, "KeyId", "keyId"));
     const tokenB64 = Buffer.from(str(body, "ImportToken", "importToken"), "base64").toString("base64");
     const wrapped = blob(body, "EncryptedKeyMaterial", "encryptedKeyMaterial");
@@ -797,7 +814,7 @@ export class KmsState {
     const description = optStr(body, "KeyMaterialDescription");
     const givenId = optStr(body, "KeyMaterialId");
     const importTypes = ["NEW_KEY_MATERIAL", "EXISTING_KEY_MATERIAL"];
-    const importType = optStr(body, "ImportType") ?? (key.materials.length === 0 ? "NEW_KEY_MATERIAL" : "EXISTING_KEY_MATERIAL");
+    let importType = optStr(body, "ImportType") ?? (key.materials.length === 0 ? "NEW_KEY_MATERIAL" : "EXISTING_KEY_MATERIAL");
     if (!importTypes.includes(importType)) throw badEnum("importType", importType, importTypes);
     if (importType === "NEW_KEY_MATERIAL" && givenId !== undefined) {
       throw new KmsError("ValidationException", "KeyMaterialId cannot be specified when ImportType is NEW_KEY_MATERIAL.");
@@ -809,20 +826,24 @@ export class KmsState {
       wrappingAlgorithm: params.algorithm,
       wrappingKeySpec: params.spec,
       wrappedBlob: Buffer.from(wrapped),
-      wrappingPrivateKeyPem: params.privateKey.export({ format: "pem", type: "pkcs8" }).toString(),
-      wrappingPublicKeyPem: createPublicKey(params.privateKey).export({ format: "pem", type: "spki" }).toString(),
+      wrappingPrivateKeyPem: wrappingKeyForms(params.privateKey).privatePem,
+      wrappingPublicKeyPem: wrappingKeyForms(params.privateKey).publicPem,
       accepted: false,
     };
     try {
       let plain: Buffer;
       try {
-        plain = this.unwrap(params, wrapped);
+        plain = await this.unwrap(params, wrapped);
       } catch (e) {
         if (e instanceof UnwrapError) {
           throw new KmsError("InvalidCiphertextException", "The EncryptedKeyMaterial could not be decrypted with the wrapping key and algorithm of the import token.");
         }
         throw e;
       }
+      // Other requests ran while the worker unwrapped: the key must still be there and importable.
+      if (this.keys.get(key.keyId) !== key) throw new KmsError("NotFoundException", `Key '${key.arn}' does not exist`);
+      this.notPendingDeletion(key);
+      if (optStr(body, "ImportType") === undefined) importType = key.materials.length === 0 ? "NEW_KEY_MATERIAL" : "EXISTING_KEY_MATERIAL";
       const m = this.parseMaterial(key, plain);
       plain.fill(0);
       capture.materialKcv = materialKcv(key.keySpec, m);

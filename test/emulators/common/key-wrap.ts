@@ -13,6 +13,7 @@ import {
   randomBytes,
   type KeyObject,
 } from "node:crypto";
+import { Worker } from "node:worker_threads";
 
 export type OaepHash = "sha1" | "sha256" | "sha384" | "sha512";
 
@@ -91,6 +92,83 @@ export function rsaAesKeyUnwrap(privateKey: KeyObject, hash: OaepHash, blob: Buf
   const n = rsaModulusBytes(privateKey);
   if (blob.length <= n + 8) throw new UnwrapError(`wrapped blob of ${blob.length} bytes is too short for RSA-${n * 8}`);
   const aes = oaepDecrypt(privateKey, hash, blob.subarray(0, n));
+  try {
+    return kwpUnwrap(aes, blob.subarray(n));
+  } finally {
+    aes.fill(0);
+  }
+}
+
+// ---- RSA private-key operations off the event loop ---------------------------------------------------------------
+//
+// An emulator stands for a remote cloud whose CPU is not ours. An RSA-4096 private-key decryption takes ~5 ms of
+// synchronous CPU; run on the emulator's event loop it would hold up every other request in flight (their injected
+// latency timers, their answers) for that long. One worker thread per process does them instead; the event loop
+// stays free while it works.
+
+const OAEP_WORKER_SOURCE = `
+const { parentPort } = require("node:worker_threads");
+const { privateDecrypt, constants } = require("node:crypto");
+parentPort.on("message", ({ id, key, hash, data }) => {
+  try {
+    const out = privateDecrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash }, data);
+    parentPort.postMessage({ id, out });
+    out.fill(0);
+  } catch {
+    parentPort.postMessage({ id, error: true });
+  }
+});
+`;
+
+interface OaepReply {
+  id: number;
+  out?: Uint8Array;
+  error?: boolean;
+}
+
+let oaepWorker: Worker | undefined;
+let nextRequest = 0;
+const pending = new Map<number, { resolve: (b: Buffer) => void; reject: (e: Error) => void }>();
+
+function worker(): Worker {
+  if (oaepWorker) return oaepWorker;
+  const w = new Worker(OAEP_WORKER_SOURCE, { eval: true });
+  w.unref();
+  w.on("message", (m: OaepReply) => {
+    const p = pending.get(m.id);
+    if (!p) return;
+    pending.delete(m.id);
+    if (pending.size === 0) w.unref();
+    if (m.error || !m.out) p.reject(new UnwrapError("RSA-OAEP decryption failed"));
+    else p.resolve(Buffer.from(m.out.buffer, m.out.byteOffset, m.out.byteLength));
+  });
+  const fail = (e: Error): void => {
+    if (oaepWorker === w) oaepWorker = undefined;
+    for (const p of pending.values()) p.reject(e);
+    pending.clear();
+  };
+  w.on("error", fail);
+  w.on("exit", (code) => fail(new Error(`RSA worker thread exited with ${code}`)));
+  oaepWorker = w;
+  return w;
+}
+
+/** oaepDecrypt on the worker thread (same result and UnwrapError on failure). */
+export function oaepDecryptOffThread(privateKey: KeyObject, hash: OaepHash, data: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const w = worker();
+    const id = nextRequest++;
+    pending.set(id, { resolve, reject });
+    w.ref();
+    w.postMessage({ id, key: privateKey, hash, data });
+  });
+}
+
+/** rsaAesKeyUnwrap with its RSA step on the worker thread. */
+export async function rsaAesKeyUnwrapOffThread(privateKey: KeyObject, hash: OaepHash, blob: Buffer): Promise<Buffer> {
+  const n = rsaModulusBytes(privateKey);
+  if (blob.length <= n + 8) throw new UnwrapError(`wrapped blob of ${blob.length} bytes is too short for RSA-${n * 8}`);
+  const aes = await oaepDecryptOffThread(privateKey, hash, blob.subarray(0, n));
   try {
     return kwpUnwrap(aes, blob.subarray(n));
   } finally {

@@ -274,14 +274,20 @@ export class AwsKmsConnector implements KeystoreConnector {
     return alias;
   }
 
+  /** The api takes the keystore's concurrency slot itself, around each HTTP exchange (sdk.ts). */
   #call<T>(operation: string, fn: (o: { abortSignal: AbortSignal }) => Promise<T>): Promise<T> {
-    return callWithRetry(this.policy, operation, async (signal) => {
-      try {
-        return await fn({ abortSignal: signal });
-      } catch (e) {
-        throw translateAwsError(e, operation, this.credentials);
-      }
-    });
+    return callWithRetry(
+      this.policy,
+      operation,
+      async (signal) => {
+        try {
+          return await fn({ abortSignal: signal });
+        } catch (e) {
+          throw translateAwsError(e, operation, this.credentials);
+        }
+      },
+      { limitedInside: true },
+    );
   }
 }
 
@@ -291,11 +297,15 @@ export const awsKmsFactory: ConnectorFactory = {
   validate: (settings: ConnectorSettings, credentials: ConnectorCredentials | undefined) => validateAwsSettings(settings, credentials),
   create(settings: ConnectorSettings, credentials: ConnectorCredentials, policy: CallPolicy): KeystoreConnector {
     const s = compileAwsSettings(settings);
-    const api = createAwsKmsApi(s, {
-      accessKeyId: credentials.access_key_id ?? "",
-      secretAccessKey: credentials.secret_access_key ?? "",
-      ...(credentials.session_token ? { sessionToken: credentials.session_token } : {}),
-    });
+    const api = createAwsKmsApi(
+      s,
+      {
+        accessKeyId: credentials.access_key_id ?? "",
+        secretAccessKey: credentials.secret_access_key ?? "",
+        ...(credentials.session_token ? { sessionToken: credentials.session_token } : {}),
+      },
+      policy.limit,
+    );
     return new AwsKmsConnector(s, api, policy, credentials);
   },
 };

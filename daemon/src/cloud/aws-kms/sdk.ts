@@ -4,6 +4,9 @@
  * point the endpoint at the emulator. The SDK's own retries are off (maxAttempts 1): call-policy.ts retries.
  * The SDK is loaded on first use: importing it costs over half a second, which every daemon start would pay even
  * with no AWS keystore.
+ * The keystore's concurrency limit (`limit`) is taken around the HTTP exchange only (a middleware at the end of the
+ * SDK's deserialize stage, right before the request handler): serialising, SigV4 signing and parsing — about a
+ * millisecond of CPU per call — happen outside the slot, so the slots are held by requests actually at the cloud.
  */
 import type {
   CreateKeyCommandInput,
@@ -42,13 +45,18 @@ type Sdk = typeof import("@aws-sdk/client-kms");
 let sdk: Promise<Sdk> | undefined;
 const loadSdk = (): Promise<Sdk> => (sdk ??= import("@aws-sdk/client-kms"));
 
-export function createAwsKmsApi(settings: AwsKmsSettings, credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string }): AwsKmsApi {
+export function createAwsKmsApi(
+  settings: AwsKmsSettings,
+  credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string },
+  limit: <T>(fn: () => Promise<T>) => Promise<T>,
+): AwsKmsApi {
   let ready: Promise<{ k: Sdk; client: KMSClient }> | undefined;
   const open = () =>
-    (ready ??= loadSdk().then((k) => ({
-      k,
-      client: new k.KMSClient({ region: settings.region, ...(settings.endpoint ? { endpoint: settings.endpoint } : {}), credentials, maxAttempts: 1 }),
-    })));
+    (ready ??= loadSdk().then((k) => {
+      const client = new k.KMSClient({ region: settings.region, ...(settings.endpoint ? { endpoint: settings.endpoint } : {}), credentials, maxAttempts: 1 });
+      client.middlewareStack.add((next) => (args) => limit(() => next(args)), { step: "deserialize", priority: "low", name: "mckoKeystoreConcurrencyLimit" });
+      return { k, client };
+    }));
   return {
     createKey: async (input, o) => { const { k, client } = await open(); return client.send(new k.CreateKeyCommand(input), o); },
     describeKey: async (KeyId, o) => { const { k, client } = await open(); return client.send(new k.DescribeKeyCommand({ KeyId }), o); },
