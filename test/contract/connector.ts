@@ -20,6 +20,13 @@
  *   and lost answers on every call of a push are retried without a duplicate; a key lost out of band is pushed
  *   again by SyncDistribution; DeleteDistribution schedules deletion; a destroyed and deleted key's cloud key is
  *   scheduled for deletion; pushes are audited with their request id and the HSM's software step.
+ *
+ * Capabilities a target may lack, declared in its descriptor and never passed silently: `noCredentialCheck` (an
+ * emulator that authenticates nobody: wrong credentials are shown by `refusedAccess` settings, and the test logs that
+ * caller credentials and the canary are not shown), `noFaults` (a local token has no throttling and no 5xx: the faults
+ * test is registered as "not applicable" and logs why, the follow test runs without scripted faults) with
+ * `randomCrash` (no call log shows a push's progress from outside: the daemon is SIGKILLed at seeded random moments
+ * during streams of pushes instead of between named calls), `deletionRemoves` (no deletion window).
  */
 import * as grpc from "@grpc/grpc-js";
 import type { TestFn } from "ava";
@@ -69,12 +76,17 @@ export interface TargetWorld {
   readonly wrongCredentials: Readonly<Record<string, string>>;
   /** The keystore's `config` oneof pointing at this target, with these credentials set (none when empty). */
   config(credentials: Readonly<Record<string, string>>): NonNullable<Keystore["config"]>;
-  readonly faults: FaultHooks;
-  /** Every cloud key MCKO could have made, live or scheduled for deletion (not the connector's own infrastructure such as a key exchange key). */
-  cloudKeys(): CloudKeyInfo[];
+  /** The emulator's fault injection and call log; absent where the target has none (`ConnectorTarget.noFaults` says why). */
+  readonly faults?: FaultHooks;
+  /**
+   * Every cloud key MCKO could have made, live or scheduled for deletion (not the connector's own infrastructure such
+   * as a key exchange key), read through the target's own interface. A key made but still without material (a
+   * half-done push) is listed as PENDING_IMPORT.
+   */
+  cloudKeys(): CloudKeyInfo[] | Promise<CloudKeyInfo[]>;
   /** Out-of-band changes, as someone in the cloud's console would make them. */
-  disableOutOfBand(id: string): void;
-  deleteOutOfBand(id: string): void;
+  disableOutOfBand(id: string): void | Promise<void>;
+  deleteOutOfBand(id: string): void | Promise<void>;
   close(): Promise<void>;
 }
 
@@ -87,6 +99,10 @@ export interface BadSettingCase {
   readonly code: grpc.status;
   /** Exactly these field violations (sorted). */
   readonly fieldViolations: readonly string[];
+  /** What the message must say, where no field violation can (e.g. the cloud's refusal naming the setting). */
+  readonly message?: RegExp;
+  /** The ErrorInfo reason, where it matters (e.g. CLOUD_CREDENTIALS_REJECTED for a refusal). */
+  readonly reason?: string;
 }
 
 export interface ConnectorTarget {
@@ -119,12 +135,44 @@ export interface ConnectorTarget {
   readonly deletionWindowDays: number | undefined;
   /** Settings that must be refused: malformed endpoint, a location that does not exist, … */
   readonly badSettings: readonly BadSettingCase[];
-  /** The cloud's error code for the wrong credentials (ErrorInfo metadata `cloudErrorCode`). */
+  /** The cloud's error code for the wrong credentials (or for `refusedAccess`) (ErrorInfo metadata `cloudErrorCode`). */
   readonly wrongCredentialsCloudCode: string;
   /** The credential field a wrong-credentials keystore is fixed with (UpdateKeystore mask `<configField>.<field>`). */
-  readonly fixCredentialField: string;
+  readonly fixCredentialField?: string;
   /** Extra per-call timing for slow targets. */
   readonly cloudAttemptTimeoutMs?: number;
+  /** Fields every keystore of the suite gets (e.g. `allowSoftwareWrap` where the target's wrap needs it). */
+  readonly keystoreExtra?: Partial<Keystore>;
+  /**
+   * Set where the target checks no credentials (why, e.g. an emulator that authenticates nobody): the suite then
+   * shows the refusal with `refusedAccess` instead of wrong credentials and logs the credential points (caller
+   * credentials, the canary) it cannot show.
+   */
+  readonly noCredentialCheck?: string;
+  /**
+   * Stored settings the target refuses to serve and the one-field UpdateKeystore that fixes them. Default: the
+   * wrong credentials, fixed with `fixCredentialField`.
+   */
+  readonly refusedAccess?: {
+    readonly config: (w: TargetWorld) => NonNullable<Keystore["config"]>;
+    /** UpdateKeystore mask, e.g. `gcp_kms.project`. */
+    readonly fixMask: string;
+    readonly fix: (w: TargetWorld) => NonNullable<Keystore["config"]>;
+  };
+  /**
+   * Set where the target has no fault injection (why, e.g. a local token has no throttling and no 5xx): the faults
+   * test says so and shows nothing, the follow test runs without its scripted faults, and the crash test needs
+   * `randomCrash`.
+   */
+  readonly noFaults?: string;
+  /**
+   * Crash points where no call log shows the push's progress: the daemon is SIGKILLed at random moments during a
+   * stream of pushes, `rounds` times; afterwards every acknowledged distribution is present exactly once, no cloud
+   * key is without its distribution, none is duplicated (unacknowledged pushes are retried with their request id).
+   */
+  readonly randomCrash?: { readonly rounds: number; readonly pushesPerRound: number; readonly maxDelayMs: number; readonly seed: number };
+  /** Deletion removes the key at once (no deletion window: it vanishes from `cloudKeys`). */
+  readonly deletionRemoves?: boolean;
 }
 
 const VAULT = "contract";
@@ -148,6 +196,7 @@ export function keystoreOf(target: ConnectorTarget, config: NonNullable<Keystore
     lastTestResult: "",
     etag: "",
     distributionCount: 0n,
+    ...target.keystoreExtra,
     ...extra,
   };
 }
@@ -235,7 +284,24 @@ async function withWorld(target: ConnectorTarget, homeConfig: Record<string, unk
   return home;
 }
 
-const tagged = (w: TargetWorld, requestId: string) => w.cloudKeys().filter((x) => x.tags["mcko:request-id"] === requestId);
+const tagged = async (w: TargetWorld, requestId: string) => (await w.cloudKeys()).filter((x) => x.tags["mcko:request-id"] === requestId);
+
+function hooks(w: TargetWorld): FaultHooks {
+  if (!w.faults) throw new Error("this test needs the target's fault injection and call log");
+  return w.faults;
+}
+
+/** A small seeded generator (mulberry32), so a random crash schedule can be replayed from the test's seed. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = a;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
 
 function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -268,6 +334,7 @@ export function connectorContract(test: TestFn, target: ConnectorTarget): void {
       target,
       { logLevel: "trace", cloudDeadlineMs: 8000 },
       async (w, d) => {
+        if (target.noCredentialCheck) t.log(`${target.title} checks no credentials (${target.noCredentialCheck}): wrong credentials are shown as refused settings, caller credentials and the credential canary cannot be shown`);
         needles = [...Object.values(w.credentials), ...Object.values(w.wrongCredentials)].flatMap((s) => [s, Buffer.from(s).toString("base64").slice(0, 24), Buffer.from(s).toString("hex").slice(0, 32)]);
         const { c, k } = d;
         const fail = async <Req, Res>(client: grpc.Client, fn: Unary<Req, Res>, req: Req) => {
@@ -292,7 +359,7 @@ export function connectorContract(test: TestFn, target: ConnectorTarget): void {
         const snapshot = async () => ({
           keystores: (await rpc(k.keystores, k.keystores.listKeystores, { parent: `vaults/${VAULT}`, pageSize: 0, pageToken: "" })).keystores.map((x) => `${x.name}:${x.etag}`),
           distributions: (await d.list()).map((x) => `${x.name}:${x.etag}`),
-          cloudKeys: w.cloudKeys().map((x) => `${x.id}:${x.state}:${x.kcv ?? ""}`).sort(),
+          cloudKeys: (await w.cloudKeys()).map((x) => `${x.id}:${x.state}:${x.kcv ?? ""}`).sort(),
         });
         const before = await snapshot();
 
@@ -308,9 +375,18 @@ export function connectorContract(test: TestFn, target: ConnectorTarget): void {
           f = await fail(k.keystores, k.keystores.createKeystore, create("x3", keystoreOf(target, bad.config(w)), bad.validateOnly));
           t.is(f.code, bad.code, `${bad.title}: ${f.message}`);
           t.deepEqual([...f.fieldViolations].sort(), [...bad.fieldViolations].sort(), `${bad.title}: ${f.message}`);
+          if (bad.message) t.regex(f.message, bad.message, bad.title);
+          if (bad.reason) t.is(f.reason, bad.reason, `${bad.title}: ${f.message}`);
         }
-        // Wrong credentials, dry run: the cloud's refusal comes back.
-        f = await fail(k.keystores, k.keystores.createKeystore, create("x5", keystoreOf(target, w.config(w.wrongCredentials)), true));
+        // Wrong credentials (or settings the target refuses to serve), dry run: the cloud's refusal comes back.
+        const fixField = target.fixCredentialField ?? "";
+        const refused = target.refusedAccess ?? {
+          config: (x: TargetWorld) => x.config(x.wrongCredentials),
+          fixMask: `${target.configField}.${fixField}`,
+          fix: (x: TargetWorld) => x.config({ [fixField]: x.credentials[fixField]! }),
+        };
+        if (!target.refusedAccess && !target.fixCredentialField) throw new Error("the descriptor names fixCredentialField or refusedAccess");
+        f = await fail(k.keystores, k.keystores.createKeystore, create("x5", keystoreOf(target, refused.config(w)), true));
         t.is(f.code, grpc.status.FAILED_PRECONDITION, f.message);
         t.is(f.reason, "CLOUD_CREDENTIALS_REJECTED");
         t.is(f.metadata.cloudErrorCode, target.wrongCredentialsCloudCode);
@@ -329,7 +405,7 @@ export function connectorContract(test: TestFn, target: ConnectorTarget): void {
         t.deepEqual(await snapshot(), before);
 
         // Stored credentials the cloud refuses: TestKeystore says so; a push is refused and rolled back.
-        await d.createKeystore(target, "wrong", keystoreOf(target, w.config(w.wrongCredentials)));
+        await d.createKeystore(target, "wrong", keystoreOf(target, refused.config(w)));
         const tested = await rpc(k.keystores, k.keystores.testKeystore, { name: `vaults/${VAULT}/keystores/wrong` });
         seen(tested);
         t.false(tested.ok);
@@ -340,39 +416,43 @@ export function connectorContract(test: TestFn, target: ConnectorTarget): void {
         t.is(f.reason, "CLOUD_CREDENTIALS_REJECTED");
         t.deepEqual(await snapshot(), before2, "the rejected push left no distribution and no cloud key");
         // Fixing the credentials (one field of the config) makes the same push work.
-        const fix = w.config({ [target.fixCredentialField]: w.credentials[target.fixCredentialField]! });
-        const fixed = (await rpc(k.keystores, k.keystores.updateKeystore, { keystore: { ...keystoreOf(target, fix), name: `vaults/${VAULT}/keystores/wrong` }, updateMask: [`${target.configField}.${target.fixCredentialField}`], validateOnly: false })).keystore!;
+        const fixed = (await rpc(k.keystores, k.keystores.updateKeystore, { keystore: { ...keystoreOf(target, refused.fix(w)), name: `vaults/${VAULT}/keystores/wrong` }, updateMask: [refused.fixMask], validateOnly: false })).keystore!;
         seen(fixed);
         t.true((await rpc(k.keystores, k.keystores.testKeystore, { name: `vaults/${VAULT}/keystores/wrong` })).ok);
         const pushed = await d.distribute("good", "wrong");
         seen(pushed);
         t.is(pushed.syncState, SyncState.SYNC_STATE_IN_SYNC, pushed.lastError);
-        const cloud = w.cloudKeys().find((x) => x.id === pushed.cloudKeyId);
+        const cloud = (await w.cloudKeys()).find((x) => x.id === pushed.cloudKeyId);
         t.is(cloud?.kcv, (await rpc(c.keys, c.keys.getKey, { name: `vaults/${VAULT}/keys/good` })).key!.versions[0]!.kcv);
         f = await fail(k.keystores, k.keystores.deleteKeystore, { name: `vaults/${VAULT}/keystores/wrong`, etag: "" });
         t.is(f.reason, "KEYSTORE_IN_USE");
 
         // Caller credentials: nothing stored; a call without them is refused, with them it works.
-        const callerKs = await d.createKeystore(target, "caller", keystoreOf(target, w.config({}), { credentialSource: CredentialSource.CREDENTIAL_SOURCE_CALLER }));
-        seen(callerKs);
-        t.false(callerKs.hasCredentials);
-        await d.createKey("bycaller", target.algorithm);
-        f = await fail(k.distributions, k.distributions.createDistribution, { parent: `vaults/${VAULT}/keys/bycaller`, keystore: `vaults/${VAULT}/keystores/caller`, requestId: "" });
-        t.is(f.reason, "CLOUD_CREDENTIALS_REQUIRED");
-        const md = new grpc.Metadata();
-        md.set("x-mcko-cloud-credentials", Buffer.from(JSON.stringify(w.credentials)).toString("base64"));
-        const viaCaller = (await rpcWith(k.distributions, k.distributions.createDistribution, { parent: `vaults/${VAULT}/keys/bycaller`, keystore: `vaults/${VAULT}/keystores/caller`, requestId: "" }, md)).distribution!;
-        seen(viaCaller);
-        t.is(viaCaller.syncState, SyncState.SYNC_STATE_IN_SYNC, viaCaller.lastError);
-        const live = (await rpcWith(k.distributions, k.distributions.getDistribution, { name: viaCaller.name, readLive: true }, md)).distribution!;
+        let md = new grpc.Metadata();
+        let watched: Distribution = pushed;
+        if (target.noCredentialCheck) t.log(`caller credentials not shown: ${target.noCredentialCheck}`);
+        else {
+          const callerKs = await d.createKeystore(target, "caller", keystoreOf(target, w.config({}), { credentialSource: CredentialSource.CREDENTIAL_SOURCE_CALLER }));
+          seen(callerKs);
+          t.false(callerKs.hasCredentials);
+          await d.createKey("bycaller", target.algorithm);
+          f = await fail(k.distributions, k.distributions.createDistribution, { parent: `vaults/${VAULT}/keys/bycaller`, keystore: `vaults/${VAULT}/keystores/caller`, requestId: "" });
+          t.is(f.reason, "CLOUD_CREDENTIALS_REQUIRED");
+          md = new grpc.Metadata();
+          md.set("x-mcko-cloud-credentials", Buffer.from(JSON.stringify(w.credentials)).toString("base64"));
+          watched = (await rpcWith(k.distributions, k.distributions.createDistribution, { parent: `vaults/${VAULT}/keys/bycaller`, keystore: `vaults/${VAULT}/keystores/caller`, requestId: "" }, md)).distribution!;
+          seen(watched);
+          t.is(watched.syncState, SyncState.SYNC_STATE_IN_SYNC, watched.lastError);
+        }
+        const live = (await rpcWith(k.distributions, k.distributions.getDistribution, { name: watched.name, readLive: true }, md)).distribution!;
         t.deepEqual(live.drift, []);
         // Drift seen live: disabled behind the vault's back → DRIFTED with the reason; SyncDistribution repairs it.
-        w.disableOutOfBand(viaCaller.cloudKeyId);
-        const drifted = (await rpcWith(k.distributions, k.distributions.getDistribution, { name: viaCaller.name, readLive: true }, md)).distribution!;
+        await w.disableOutOfBand(watched.cloudKeyId);
+        const drifted = (await rpcWith(k.distributions, k.distributions.getDistribution, { name: watched.name, readLive: true }, md)).distribution!;
         t.is(drifted.syncState, SyncState.SYNC_STATE_DRIFTED);
         t.true(drifted.drift.some((x) => /DISABLED, the vault wants ENABLED/.test(x)), drifted.drift.join("; "));
-        await rpcWith(k.distributions, k.distributions.syncDistribution, { name: viaCaller.name }, md);
-        t.is(w.cloudKeys().find((x) => x.id === viaCaller.cloudKeyId)?.state, "ENABLED");
+        await rpcWith(k.distributions, k.distributions.syncDistribution, { name: watched.name }, md);
+        t.is((await w.cloudKeys()).find((x) => x.id === watched.cloudKeyId)?.state, "ENABLED");
 
         // A vault that still has a keystore cannot be deleted; after removing the keystore it can.
         await d.createVault("ksonly");
@@ -391,7 +471,8 @@ export function connectorContract(test: TestFn, target: ConnectorTarget): void {
       const haystacks = filesUnder(home.dir).map((file) => ({ where: file, text: readFileSync(file).toString("latin1") }));
       haystacks.push({ where: "daemon log", text: logs }, { where: "responses and errors", text: responses.join("\n") });
       t.true(logs.includes('"level":'), "the daemon's log was captured (it runs at trace)");
-      t.true(needles.length >= 6);
+      if (target.noCredentialCheck) t.log(`credential canary not shown: ${target.noCredentialCheck}`);
+      else t.true(needles.length >= 6);
       let hits = 0;
       for (const n of needles) {
         for (const h of haystacks) {
@@ -408,9 +489,10 @@ export function connectorContract(test: TestFn, target: ConnectorTarget): void {
     }
   });
 
-  test.serial(`${target.title}: SIGKILL between each pair of cloud calls of a push (${target.pushCalls.join(" → ")}) and after each lost answer: after restart the push completes, one cloud key, no duplicate, nothing untracked`, async (t) => {
+  if (!target.randomCrash) test.serial(`${target.title}: SIGKILL between each pair of cloud calls of a push (${target.pushCalls.join(" → ")}) and after each lost answer: after restart the push completes, one cloud key, no duplicate, nothing untracked`, async (t) => {
     t.timeout(600_000);
     await withWorld(target, {}, async (w, d) => {
+      const fh = hooks(w);
       await d.createVault();
       await d.createKeystore(target, KS, keystoreOf(target, w.config(w.credentials)));
       // A first push lays down the target's infrastructure; then a push on a fresh daemon shows the calls of a push.
@@ -418,10 +500,10 @@ export function connectorContract(test: TestFn, target: ConnectorTarget): void {
       t.is((await d.distribute("warmup", KS)).syncState, SyncState.SYNC_STATE_IN_SYNC);
       await d.restart();
       await d.createKey("probe", target.algorithm);
-      w.faults.clearCalls();
+      fh.clearCalls();
       t.is((await d.distribute("probe", KS)).syncState, SyncState.SYNC_STATE_IN_SYNC);
       t.deepEqual(
-        w.faults.calls().map((x) => x.operation).slice(0, target.pushCalls.length),
+        fh.calls().map((x) => x.operation).slice(0, target.pushCalls.length),
         [...target.pushCalls],
         "the descriptor names the cloud calls of a push",
       );
@@ -441,8 +523,8 @@ export function connectorContract(test: TestFn, target: ConnectorTarget): void {
         await d.restart();
         const key = await d.createKey(s.id, target.algorithm);
         const requestId = randomUUID();
-        w.faults.clearCalls();
-        const arm = () => w.faults.failNext({ operation: target.pushCalls[s.at]!, kind: "timeout", afterCommit: s.afterCommit });
+        fh.clearCalls();
+        const arm = () => fh.failNext({ operation: target.pushCalls[s.at]!, kind: "timeout", afterCommit: s.afterCommit });
         if (s.at === 0) arm();
         const push = d.distribute(s.id, KS, requestId).then(
           () => "answered",
@@ -451,14 +533,14 @@ export function connectorContract(test: TestFn, target: ConnectorTarget): void {
         // Walk the push call by call; the fault is armed as call at-1 is logged, before its answer leaves the emulator.
         let seq = 0;
         for (let j = 0; j < s.at; j++) {
-          seq = (await w.faults.waitForCall((r) => r.seq > seq && r.operation === target.pushCalls[j])).seq;
+          seq = (await fh.waitForCall((r) => r.seq > seq && r.operation === target.pushCalls[j])).seq;
           if (j === s.at - 1) arm();
         }
-        await w.faults.waitForCall((r) => r.seq > seq && r.operation === target.pushCalls[s.at] && r.fault === "timeout");
+        await fh.waitForCall((r) => r.seq > seq && r.operation === target.pushCalls[s.at] && r.fault === "timeout");
         await d.kill();
         t.is(await push, "failed", `${s.title}: the push never answered`);
-        w.faults.clearFaults();
-        const made = tagged(w, requestId);
+        fh.clearFaults();
+        const made = await tagged(w, requestId);
         t.true(made.length <= 1, `${s.title}: at most one cloud key before the restart`);
         if (s.created) t.is(made.length, 1, `${s.title}: the cloud key was made before the crash`);
         if (s.importDone) t.is(made[0]?.kcv, key.versions[0]!.kcv, `${s.title}: the material was in before the crash`);
@@ -469,7 +551,7 @@ export function connectorContract(test: TestFn, target: ConnectorTarget): void {
         t.is(dist.syncState, SyncState.SYNC_STATE_IN_SYNC, `${s.title}: ${dist.lastError}`);
         t.is(dist.observedState, CloudKeyState.CLOUD_KEY_STATE_ENABLED);
         t.is(dist.requestId, requestId);
-        const after = tagged(w, requestId);
+        const after = await tagged(w, requestId);
         t.is(after.length, 1, `${s.title}: no duplicate cloud key`);
         t.is(after[0]!.id, dist.cloudKeyId, `${s.title}: the distribution tracks the key made before the crash`);
         t.is(after[0]!.state, "ENABLED");
@@ -481,14 +563,95 @@ export function connectorContract(test: TestFn, target: ConnectorTarget): void {
       }
       const ds = await d.list(KS);
       t.is(ds.length, scenarios.length + 2);
-      t.deepEqual(w.cloudKeys().map((x) => x.id).sort(), ds.map((x) => x.cloudKeyId).sort(), "no untracked cloud key anywhere");
+      t.deepEqual((await w.cloudKeys()).map((x) => x.id).sort(), ds.map((x) => x.cloudKeyId).sort(), "no untracked cloud key anywhere");
     });
   });
 
-  test.serial(`${target.title}: 200 distributions converge to IN_SYNC under 30% throttling and 5% 5xx, with one cloud key, one material and one name each and the vault's KCVs`, async (t) => {
+  if (target.randomCrash) {
+    const rc = target.randomCrash;
+    test.serial(`${target.title}: SIGKILL at ${rc.rounds} random moments during streams of pushes (no call log shows a push's progress from outside): after restart every acknowledged distribution is there exactly once, no key without its distribution, no duplicate`, async (t) => {
+      t.timeout(600_000);
+      await withWorld(target, {}, async (w, d) => {
+        const rand = seeded(rc.seed);
+        await d.createVault();
+        await d.createKeystore(target, KS, keystoreOf(target, w.config(w.credentials), { maxConcurrency: 4 }));
+        // A first push lays down the target's infrastructure (its transport key) and shows how long a push takes.
+        await d.createKey("warmup", target.algorithm);
+        let started = Date.now();
+        t.is((await d.distribute("warmup", KS)).syncState, SyncState.SYNC_STATE_IN_SYNC);
+        t.log(`one push on a warm daemon: ${Date.now() - started} ms`);
+        const kcvs = new Map<string, string>();
+        const pushes: Array<{ key: string; requestId: string; acked: boolean }> = [];
+        let killedMidPush = 0;
+        let halfDone = 0;
+        for (let round = 0; round < rc.rounds; round++) {
+          if (!d.running) await d.start();
+          const batch: Array<{ key: string; requestId: string; acked: boolean }> = [];
+          for (let i = 0; i < rc.pushesPerRound; i++) {
+            const id = `r${round}p${i}`;
+            const key = await d.createKey(id, target.algorithm);
+            kcvs.set(key.name, key.versions[0]!.kcv);
+            batch.push({ key: id, requestId: randomUUID(), acked: false });
+          }
+          pushes.push(...batch);
+          // The pushes start one after another, so the kill lands at a different point of a different push each round.
+          const running = batch.map(async (p, i) => {
+            await new Promise((r) => setTimeout(r, i * 15));
+            const dist = await d.distribute(p.key, KS, p.requestId).catch(() => undefined);
+            if (dist?.syncState === SyncState.SYNC_STATE_IN_SYNC) p.acked = true;
+          });
+          const delay = Math.floor(rand() * rc.maxDelayMs);
+          started = Date.now();
+          await new Promise((r) => setTimeout(r, delay));
+          await d.kill();
+          await Promise.all(running);
+          const unacked = batch.filter((p) => !p.acked).length;
+          if (unacked > 0 && unacked < batch.length) killedMidPush++;
+          // What the crash left behind, seen from outside before the daemon comes back.
+          halfDone += (await w.cloudKeys()).filter((x) => x.state === "PENDING_IMPORT").length;
+        }
+        t.log(`${pushes.filter((p) => p.acked).length} of ${pushes.length} pushes acknowledged before their round's kill; ${killedMidPush} rounds were killed with some pushes of the stream answered and some not; ${halfDone} half-made keys (no material yet) seen across the crashes`);
+        t.true(pushes.some((p) => !p.acked), "some kills landed before a push was answered");
+
+        // Restart; the daemon resumes what it recorded, and a client retries what was never answered (same request id).
+        await d.start();
+        for (const p of pushes) {
+          if (p.acked) continue;
+          const dist = await d.distribute(p.key, KS, p.requestId, 60_000);
+          t.not(dist.syncState, SyncState.SYNC_STATE_FAILED, `${p.key}: ${dist.lastError}`);
+        }
+        const ds = await d.list(KS);
+        for (const p of pushes) await d.until(p.key, KS, (x) => x.syncState === SyncState.SYNC_STATE_IN_SYNC);
+        const settled = await d.list(KS);
+        t.is(settled.length, pushes.length + 1, "every push has its distribution, and only one");
+        t.is(ds.length, settled.length);
+        const keys = await w.cloudKeys();
+        t.deepEqual(keys.map((x) => x.id).sort(), settled.map((x) => x.cloudKeyId).sort(), "no key in the target without its distribution, none twice");
+        for (const p of pushes) {
+          const x = settled.find((y) => y.name === `vaults/${VAULT}/keys/${p.key}/distributions/${KS}`)!;
+          t.is(x.requestId, p.requestId, `${p.key}: the distribution is the push's own`);
+          const view = keys.filter((v) => v.id === x.cloudKeyId);
+          t.is(view.length, 1, `${p.key}: exactly one key`);
+          t.is(view[0]?.state, "ENABLED", p.key);
+          t.is(view[0]?.materialCount, 1, `${p.key}: imported once`);
+          t.is(view[0]?.kcv, kcvs.get(`vaults/${VAULT}/keys/${p.key}`), `${p.key}: the vault's material`);
+          t.is(view[0]?.tags["mcko:request-id"], p.requestId, `${p.key}: tagged with its request id`);
+          t.true(view[0]?.names.includes(x.cloudAlias), `${p.key}: the name ${x.cloudAlias} points at it`);
+        }
+      });
+    });
+  }
+
+  if (target.noFaults) {
+    test.serial(`${target.title}: 200 distributions under 30% throttling and 5% 5xx — not applicable: ${target.noFaults}`, (t) => {
+      t.log(`not run: ${target.noFaults}`);
+      t.pass("the target declares it has no throttling and no 5xx to inject");
+    });
+  } else test.serial(`${target.title}: 200 distributions converge to IN_SYNC under 30% throttling and 5% 5xx, with one cloud key, one material and one name each and the vault's KCVs`, async (t) => {
     t.timeout(600_000);
     const COUNT = 200;
     await withWorld(target, { cloudAttemptTimeoutMs: 5000 }, async (w, d) => {
+      const fh = hooks(w);
       await d.createVault();
       await d.createKeystore(target, KS, keystoreOf(target, w.config(w.credentials), { maxConcurrency: 8 }));
       const kcvs = new Map<string, string>();
@@ -496,15 +659,15 @@ export function connectorContract(test: TestFn, target: ConnectorTarget): void {
         const key = await d.createKey(`k${i}`, target.algorithm);
         kcvs.set(key.name, key.versions[0]!.kcv);
       });
-      w.faults.clearCalls();
-      w.faults.setFaults({ throttleRate: 0.3, serverErrorRate: 0.05, seed: 4 });
+      fh.clearCalls();
+      fh.setFaults({ throttleRate: 0.3, serverErrorRate: 0.05, seed: 4 });
       // A push that runs out of its deadline leaves the distribution for the reconciler; the call itself may fail.
       const requestIds = Array.from({ length: COUNT }, () => randomUUID());
       let failedCalls = 0;
       await inBatches(COUNT, 16, async (i) => {
         await d.distribute(`k${i}`, KS, requestIds[i]!, 60_000).catch(() => failedCalls++);
       });
-      const faulted = w.faults.calls().filter((r) => r.fault !== undefined);
+      const faulted = fh.calls().filter((r) => r.fault !== undefined);
       t.true(faulted.some((r) => r.fault === "throttle") && faulted.some((r) => r.fault === "server-error"), "faults were injected");
       // Converge: a create the daemon never recorded is sent again with the same request id.
       let ds = await d.list(KS);
@@ -521,10 +684,10 @@ export function connectorContract(test: TestFn, target: ConnectorTarget): void {
         ds = await d.list(KS);
       }
       t.log(`${failedCalls} CreateDistribution calls ran out of their deadline; ${faulted.length} faults injected`);
-      w.faults.clearFaults();
+      fh.clearFaults();
 
       t.is(ds.length, COUNT);
-      const keys = w.cloudKeys();
+      const keys = await w.cloudKeys();
       t.is(keys.length, COUNT, "no duplicate cloud keys");
       const byOwner = new Map<string, string[]>();
       for (const v of keys) {
@@ -555,60 +718,69 @@ export function connectorContract(test: TestFn, target: ConnectorTarget): void {
       const waiting = await d.distribute("later", KS);
       t.is(waiting.syncState, SyncState.SYNC_STATE_PENDING);
       t.is(waiting.cloudKeyId, "");
-      t.is(w.cloudKeys().length, 0, "nothing in the cloud while the key waits");
+      t.is((await w.cloudKeys()).length, 0, "nothing in the cloud while the key waits");
       await rpc(c.keys, c.keys.setKeyState, { name: pre.name, state: KeyState.KEY_STATE_ACTIVE, etag: "", reason: "go" });
       const active = await d.until("later", KS, (x) => x.syncState === SyncState.SYNC_STATE_IN_SYNC);
-      t.is(w.cloudKeys().find((x) => x.id === active.cloudKeyId)?.kcv, pre.versions[0]!.kcv);
-      t.is(w.cloudKeys().find((x) => x.id === active.cloudKeyId)?.state, "ENABLED");
+      t.is((await w.cloudKeys()).find((x) => x.id === active.cloudKeyId)?.kcv, pre.versions[0]!.kcv);
+      t.is((await w.cloudKeys()).find((x) => x.id === active.cloudKeyId)?.state, "ENABLED");
 
       // Every call of a push meets throttling; every cloud-changing call also a timeout before it takes effect and a
       // lost answer after it did. All are retried, and nothing is made twice.
-      // The calls of a push on this (warm) daemon, from a clean push.
-      await d.createKey("clean", target.algorithm);
-      w.faults.clearCalls();
-      t.is((await d.distribute("clean", KS)).syncState, SyncState.SYNC_STATE_IN_SYNC);
-      const warm = [...new Set(w.faults.calls().map((r) => r.operation))].filter((x) => target.pushCalls.includes(x));
-      t.true(target.mutatingPushCalls.every((x) => warm.includes(x)), warm.join(", "));
-      let scripted = 0;
-      for (const call of warm) {
-        // A lost answer comes last per call: the retry after it may find the result instead of calling again.
-        const faults: ScriptedFault[] = [{ operation: call, kind: "throttle" }];
-        if (call === warm[0]) faults.push({ operation: call, kind: "server-error" });
-        if (target.mutatingPushCalls.includes(call)) faults.push({ operation: call, kind: "timeout" }, { operation: call, kind: "server-error", afterCommit: true });
-        for (const f of faults) w.faults.failNext(f);
-        scripted += faults.length;
-      }
-      w.faults.clearCalls();
+      let pushed: Distribution;
       const flaky = await d.createKey("flaky", target.algorithm);
-      const pushed = await d.distribute("flaky", KS);
-      t.is(pushed.syncState, SyncState.SYNC_STATE_IN_SYNC, pushed.lastError);
-      t.is(w.faults.calls().filter((x) => x.fault).length, scripted, "every injected fault was met and retried");
-      const flakyKeys = w.cloudKeys().filter((x) => x.tags["mcko:key"] === flaky.name);
+      if (!w.faults) {
+        t.log(`no scripted faults on the calls of a push: ${target.noFaults ?? "the target has no fault injection"}`);
+        pushed = await d.distribute("flaky", KS);
+        t.is(pushed.syncState, SyncState.SYNC_STATE_IN_SYNC, pushed.lastError);
+      } else {
+        const fh = w.faults;
+        // The calls of a push on this (warm) daemon, from a clean push.
+        await d.createKey("clean", target.algorithm);
+        fh.clearCalls();
+        t.is((await d.distribute("clean", KS)).syncState, SyncState.SYNC_STATE_IN_SYNC);
+        const warm = [...new Set(fh.calls().map((r) => r.operation))].filter((x) => target.pushCalls.includes(x));
+        t.true(target.mutatingPushCalls.every((x) => warm.includes(x)), warm.join(", "));
+        let scripted = 0;
+        for (const call of warm) {
+          // A lost answer comes last per call: the retry after it may find the result instead of calling again.
+          const faults: ScriptedFault[] = [{ operation: call, kind: "throttle" }];
+          if (call === warm[0]) faults.push({ operation: call, kind: "server-error" });
+          if (target.mutatingPushCalls.includes(call)) faults.push({ operation: call, kind: "timeout" }, { operation: call, kind: "server-error", afterCommit: true });
+          for (const f of faults) fh.failNext(f);
+          scripted += faults.length;
+        }
+        fh.clearCalls();
+        pushed = await d.distribute("flaky", KS);
+        t.is(pushed.syncState, SyncState.SYNC_STATE_IN_SYNC, pushed.lastError);
+        t.is(fh.calls().filter((x) => x.fault).length, scripted, "every injected fault was met and retried");
+        fh.clearFaults();
+      }
+      const flakyKeys = (await w.cloudKeys()).filter((x) => x.tags["mcko:key"] === flaky.name);
       t.is(flakyKeys.length, 1, "retries made no duplicate");
       t.is(flakyKeys[0]!.materialCount, 1, "the material was imported once");
       t.is(flakyKeys[0]!.kcv, flaky.versions[0]!.kcv);
-      w.faults.clearFaults();
 
       // A cloud that lost the key gets it back from the vault. (SyncDistribution first: it queues behind any
       // background check of the fresh distribution, which would otherwise repair the loss before the live read.)
       const settled = (await rpc(k.distributions, k.distributions.syncDistribution, { name: pushed.name })).distribution!;
       t.is(settled.cloudKeyId, pushed.cloudKeyId);
       t.deepEqual(settled.versions.map((v) => v.cloudVersionId), pushed.versions.map((v) => v.cloudVersionId), "a sync of an in-sync distribution pushes nothing");
-      w.deleteOutOfBand(pushed.cloudKeyId);
+      await w.deleteOutOfBand(pushed.cloudKeyId);
       const live = await d.get("flaky", KS, true);
       t.is(live.syncState, SyncState.SYNC_STATE_DRIFTED);
       t.true(live.drift.some((x) => x.includes("is missing")), live.drift.join("; "));
       const repaired = (await rpc(k.distributions, k.distributions.syncDistribution, { name: pushed.name })).distribution!;
       t.is(repaired.syncState, SyncState.SYNC_STATE_IN_SYNC, repaired.lastError);
       if (target.recreatedKeyGetsNewId) t.not(repaired.cloudKeyId, pushed.cloudKeyId);
-      const back = w.cloudKeys().find((x) => x.id === repaired.cloudKeyId);
+      const back = (await w.cloudKeys()).find((x) => x.id === repaired.cloudKeyId);
       t.is(back?.kcv, flaky.versions[0]!.kcv);
       t.true(back?.names.includes(repaired.cloudAlias));
 
       // Delete: deletion scheduled (at the keystore's window where the cloud takes one), distribution gone.
       await rpc(k.distributions, k.distributions.deleteDistribution, { name: repaired.name });
-      const gone = w.cloudKeys().find((x) => x.id === repaired.cloudKeyId);
-      t.is(gone?.state, "DELETION_SCHEDULED");
+      const gone = (await w.cloudKeys()).find((x) => x.id === repaired.cloudKeyId);
+      if (target.deletionRemoves) t.is(gone, undefined, "deleted at once (the target has no deletion window)");
+      else t.is(gone?.state, "DELETION_SCHEDULED");
       if (target.deletionWindowDays !== undefined) t.is(gone?.deletionWindowDays, target.deletionWindowDays);
       t.is((await rpcError(k.distributions, k.distributions.getDistribution, { name: repaired.name, readLive: false })).code, grpc.status.NOT_FOUND);
 
@@ -618,8 +790,14 @@ export function connectorContract(test: TestFn, target: ConnectorTarget): void {
       await rpc(c.keys, c.keys.setKeyState, { name: brief.name, state: KeyState.KEY_STATE_DEACTIVATED, etag: "", reason: "t" });
       await rpc(c.keys, c.keys.setKeyState, { name: brief.name, state: KeyState.KEY_STATE_DESTROYED, etag: "", reason: "t" });
       await rpc(c.keys, c.keys.deleteKey, { name: brief.name, etag: "" });
-      await w.faults.waitForCall((x) => x.operation === target.deletionCall && x.target !== undefined && x.target.includes(briefDist.cloudKeyId) && x.committed);
-      t.is(w.cloudKeys().find((x) => x.id === briefDist.cloudKeyId)?.state, "DELETION_SCHEDULED");
+      if (w.faults) await w.faults.waitForCall((x) => x.operation === target.deletionCall && x.target !== undefined && x.target.includes(briefDist.cloudKeyId) && x.committed);
+      else {
+        const done = (x: CloudKeyInfo | undefined) => (target.deletionRemoves ? x === undefined : x?.state === "DELETION_SCHEDULED");
+        while (!done((await w.cloudKeys()).find((x) => x.id === briefDist.cloudKeyId))) await new Promise((r) => setTimeout(r, 50));
+      }
+      const briefGone = (await w.cloudKeys()).find((x) => x.id === briefDist.cloudKeyId);
+      if (target.deletionRemoves) t.is(briefGone, undefined);
+      else t.is(briefGone?.state, "DELETION_SCHEDULED");
       for (;;) {
         if (!(await d.list()).some((x) => x.name === briefDist.name)) break;
         await new Promise((r) => setTimeout(r, 20));
