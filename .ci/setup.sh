@@ -25,4 +25,4 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 # The Terraform provider runs from a pre-built bundle (its wrapper also rebuilds it when a source changes).
-sh provider/bin/build-provider
+node provider/bin/build-provider.mjs

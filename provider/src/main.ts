@@ -1,7 +1,7 @@
 // terraform-provider-mcko's entry point (started by provider/bin/terraform-provider-mcko, which Terraform runs).
 // The cheap handshake checks run before the heavy imports, so a hand-run binary answers at once.
 // `terraform-provider-mcko --debug` serves for TF_REATTACH_PROVIDERS instead (TFPLUGIN.md §1.9).
-// No top-level await: provider/bin/build-provider bundles this file as CommonJS (see provider/bin/launch.cjs).
+// No top-level await: provider/bin/build-provider.mjs bundles this file as CommonJS, which the wrapper runs.
 import { checkPluginEnv, readPluginEnv } from "./plugin/handshake.js";
 
 export const PROVIDER_SOURCE = "registry.terraform.io/mcko/mcko";
