@@ -409,6 +409,24 @@ for (const backend of ["software", "pkcs11"] as const) {
     const tested = await rpc(w.k.keystores, w.k.keystores.testKeystore, { name: `vaults/${VAULT}/keystores/lost` });
     w.responses.push(JSON.stringify(tested));
     t.false(tested.ok);
+    // A stored keystore with a wrong PIN: TestKeystore says so, a push is refused and rolled back; fixing the PIN
+    // (one field, UpdateKeystore) makes the same push work.
+    await rpc(w.k.keystores, w.k.keystores.createKeystore, { parent: `vaults/${VAULT}`, keystoreId: "wrongpin", keystore: pkcs11Keystore({ pin: WRONG_PIN, tokenLabel: OTHER }), requestId: "", validateOnly: false });
+    const wrongTested = await rpc(w.k.keystores, w.k.keystores.testKeystore, { name: `vaults/${VAULT}/keystores/wrongpin` });
+    w.responses.push(JSON.stringify(wrongTested));
+    t.false(wrongTested.ok);
+    t.is(wrongTested.cloudErrorCode, "CKR_PIN_INCORRECT");
+    const before4 = await snapshot();
+    f = await fail(w.k.distributions, w.k.distributions.createDistribution, { parent: `vaults/${VAULT}/keys/aes192`, keystore: `vaults/${VAULT}/keystores/wrongpin`, requestId: "" });
+    t.is(f.reason, "CLOUD_CREDENTIALS_REJECTED");
+    t.regex(f.message, /^pin: /);
+    t.deepEqual(await snapshot(), before4, "the refused push left nothing behind");
+    const fixed = (await rpc(w.k.keystores, w.k.keystores.updateKeystore, { keystore: { ...pkcs11Keystore({ pin: OTHER_PIN, tokenLabel: OTHER }), name: `vaults/${VAULT}/keystores/wrongpin` }, updateMask: ["pkcs11.pin"], validateOnly: false })).keystore!;
+    w.responses.push(JSON.stringify(fixed, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v)));
+    const pushed = (await rpc(w.k.distributions, w.k.distributions.createDistribution, { parent: `vaults/${VAULT}/keys/aes192`, keystore: `vaults/${VAULT}/keystores/wrongpin`, requestId: "" })).distribution!;
+    t.is(pushed.syncState, SyncState.SYNC_STATE_IN_SYNC, pushed.lastError);
+    const inOther = (await app<{ objects: TokenObject[] }>(w.conf, { op: "inspect", token: OTHER }, OTHER_PIN)).objects;
+    t.like(inOther.find((o) => o.id === pushed.cloudKeyId), { label: "aes192", sensitive: true, extractable: false });
     // The same key to the usable keystore with ENCRYPT_DECRYPT works.
     const ok = (await rpc(w.k.distributions, w.k.distributions.createDistribution, { parent: `vaults/${VAULT}/keys/aes128`, keystore: `vaults/${VAULT}/keystores/enc`, requestId: "" })).distribution!;
     t.is(ok.syncState, SyncState.SYNC_STATE_IN_SYNC, ok.lastError);
