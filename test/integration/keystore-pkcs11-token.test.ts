@@ -388,7 +388,7 @@ for (const backend of ["software", "pkcs11"] as const) {
     t.deepEqual([...f.fieldViolations].sort(), ["keystore.pkcs11.key_usage", "keystore.pkcs11.label_prefix"]);
     // The right PIN for the other token passes the dry run, storing nothing.
     const dry = (await rpc(w.k.keystores, w.k.keystores.createKeystore, { parent: `vaults/${VAULT}`, keystoreId: "x8", keystore: pkcs11Keystore({ pin: OTHER_PIN, tokenLabel: OTHER }), requestId: "", validateOnly: true })).keystore!;
-    t.regex(dry.lastTestResult, /accepted the PIN/);
+    t.regex(dry.lastTestResult, /accepted the credentials \(user PIN\)/);
     t.deepEqual(await snapshot(), before);
 
     // An algorithm the keystore cannot take (key_usage ENCRYPT_DECRYPT has no meaning for EC keys).
@@ -463,7 +463,7 @@ for (const backend of ["software", "pkcs11"] as const) {
       t.regex(r.stderr, /--pin-file: .*accessible by group or others/);
       r = await run(...base, "--pin-file", pinFile, "--validate-only");
       t.is(r.code, 0, r.stderr);
-      t.regex(r.stdout, /^valid: PKCS#11 token "target" .*accepted the PIN/);
+      t.regex(r.stdout, /^valid: PKCS#11 token "target" .*accepted the credentials \(user PIN\)/);
       r = await run(...base, "--pin-file", pinFile, "--key-usage", "ENCRYPT_DECRYPT");
       t.is(r.code, 0, r.stderr);
       r = await run("-o", "json", "distribute", `${VAULT}/aes192`, "--keystore", `${VAULT}/cli`);

@@ -5,7 +5,11 @@
 //   { module, token, op: "use", label, data (hex), hash? }  →  AES: { iv, ciphertext } (CKM_AES_CBC_PAD);
 //     HMAC: { mac } (CKM_SHA<hash>_HMAC); RSA: { signature } (CKM_SHA256_RSA_PKCS); EC: { signature } (CKM_ECDSA
 //     over SHA-256, r||s). A refusal by the token is { error: "CKR_…" }.
-//   { module, token, op: "inspect" }  →  { objects: [{ class, label, id, keyType, application, flags… }] }
+//   { module, token, op: "inspect" }  →  { objects: [{ class, label, id, keyType, application, flags…, kcv? }] } (kcv:
+//     an AES key's enc-zero check value, computed in the token where the key may encrypt)
+//   { module, token, op: "modify", id (hex CKA_ID), set: { encrypt: false, … } }  →  { changed: n } (someone at
+//     the token turning usage off behind MCKO's back)
+//   { module, token, op: "destroy", id }  →  { destroyed: n } (C_DestroyObject of the key objects with that CKA_ID)
 // The user PIN comes from the environment variable APP_PIN (never argv).
 import { createHash, randomBytes } from "node:crypto";
 import pkcs11js from "pkcs11js";
@@ -24,7 +28,7 @@ const ckr = (e) => (/^(CKR_[A-Z_]+)/.exec(e?.message ?? "")?.[1] ?? String(e?.me
 try {
   const slot = pk.C_GetSlotList(true).find((s) => pk.C_GetTokenInfo(s).label.replace(/[ \0]+$/, "") === req.token);
   if (slot === undefined) throw new Error(`no token labelled ${req.token}`);
-  const s = pk.C_OpenSession(slot, P.CKF_SERIAL_SESSION);
+  const s = pk.C_OpenSession(slot, P.CKF_SERIAL_SESSION | P.CKF_RW_SESSION);
   pk.C_Login(s, P.CKU_USER, process.env.APP_PIN ?? "");
   const find = (template) => {
     pk.C_FindObjectsInit(s, template);
@@ -44,7 +48,17 @@ try {
     }
   };
 
-  if (req.op === "inspect") {
+  const usage = { encrypt: P.CKA_ENCRYPT, decrypt: P.CKA_DECRYPT, sign: P.CKA_SIGN, verify: P.CKA_VERIFY, wrap: P.CKA_WRAP, unwrap: P.CKA_UNWRAP };
+  const byId = (id) => [P.CKO_SECRET_KEY, P.CKO_PRIVATE_KEY].flatMap((cls) => find([{ type: P.CKA_CLASS, value: cls }, { type: P.CKA_ID, value: Buffer.from(id, "hex") }]));
+  if (req.op === "modify") {
+    const keys = byId(req.id);
+    for (const h of keys) pk.C_SetAttributeValue(s, h, Object.entries(req.set).map(([name, value]) => ({ type: usage[name], value })));
+    out({ changed: keys.length });
+  } else if (req.op === "destroy") {
+    const keys = byId(req.id);
+    for (const h of keys) pk.C_DestroyObject(s, h);
+    out({ destroyed: keys.length });
+  } else if (req.op === "inspect") {
     const objects = [];
     for (const cls of [P.CKO_SECRET_KEY, P.CKO_PRIVATE_KEY, P.CKO_PUBLIC_KEY, P.CKO_DATA]) {
       for (const h of find([{ type: P.CKA_CLASS, value: cls }, { type: P.CKA_TOKEN, value: true }])) {
@@ -70,6 +84,10 @@ try {
               o.valueReadable = false;
             }
             if (cls === P.CKO_PRIVATE_KEY && o.keyType === P.CKK_EC) o.valueReadable = o.valueReadable || attr(h, P.CKA_VALUE) !== undefined;
+          }
+          if (o.keyType === P.CKK_AES && o.encrypt) {
+            pk.C_EncryptInit(s, { mechanism: P.CKM_AES_ECB }, h);
+            o.kcv = pk.C_Encrypt(s, Buffer.alloc(16), Buffer.alloc(16)).subarray(0, 3).toString("hex");
           }
         }
         objects.push(o);

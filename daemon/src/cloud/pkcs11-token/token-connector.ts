@@ -186,7 +186,7 @@ export class Pkcs11TokenConnector implements KeystoreConnector {
       const transport = t.find([{ type: P.CKA_CLASS, value: P.CKO_PRIVATE_KEY }, { type: P.CKA_TOKEN, value: true }, { type: P.CKA_LABEL, value: this.settings.transportKeyLabel }]);
       return {
         detail:
-          `PKCS#11 token "${info.label}" (${info.manufacturer} ${info.model}, serial ${info.serial}) in ${this.settings.modulePath} accepted the PIN; ` +
+          `PKCS#11 token "${info.label}" (${info.manufacturer} ${info.model}, serial ${info.serial}) in ${this.settings.modulePath} accepted the credentials (user PIN); ` +
           (transport.length > 0 ? `transport key "${this.settings.transportKeyLabel}" present` : `transport key "${this.settings.transportKeyLabel}" will be created on the first push`),
       };
     });
