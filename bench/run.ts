@@ -42,9 +42,15 @@ if (want("hsm")) {
 }
 if (want("provider")) {
   const p = await benchProviderStartup(quick ? 3 : undefined);
-  report("provider start-to-handshake, ms / bare node start, ms", p.providerMs / p.nodeMs, "(info)", undefined, `${p.providerMs.toFixed(0)} ms / ${p.nodeMs.toFixed(0)} ms`);
+  report("provider start-to-handshake, ms / bare node start, ms", p.providerMs / p.nodeMs, "(info)", undefined, `${p.providerMs.toFixed(0)} ms / ${p.nodeMs.toFixed(0)} ms (medians; load ${p.load.toFixed(1)})`);
   const plan = await benchPlan300(quick ? 1 : undefined, quick ? 30 : 300);
-  report(`terraform plan over ${plan.resources} MCKO resources / over ${plan.resources} terraform_data`, plan.ratio, "<= 2.0", plan.ratio <= 2, `${plan.mckoPlanMs.toFixed(0)} ms / ${plan.terraformDataPlanMs.toFixed(0)} ms`);
+  report(
+    `terraform plan over ${plan.resources} MCKO resources / over ${plan.resources} terraform_data`,
+    plan.ratio,
+    "<= 2.0",
+    plan.ratio <= 2,
+    `${plan.mckoPlanMs.toFixed(0)} ms / ${plan.terraformDataPlanMs.toFixed(0)} ms (medians; rounds ${plan.roundRatios.map((x) => x.toFixed(2)).join(", ")}; load ${plan.load.min.toFixed(1)}–${plan.load.max.toFixed(1)})`,
+  );
 }
 if (want("distribute")) {
   const d = await benchDistribute(quick ? { keys: 100 } : {});
