@@ -2,9 +2,15 @@
  * HSM benchmark (issue 3): two ratios measured in the same run on the same machine.
  * 1. pkcs11 CreateKey/s ÷ software CreateKey/s (generateKey AES_256: generate, KCV, wrap under the master).
  * 2. pkcs11 BYOK re-wrap ops/s (wrapForKeystore RSA_OAEP_SHA1, all in the token) ÷ a bare pkcs11js
- *    C_WrapKey(CKM_RSA_PKCS_OAEP) loop on the same token with the same concurrency (goal ≥ 0.7). The re-wrap path
- *    does strictly more token work than the bare loop (it must first unwrap the vault blob under the master), so
- *    a bare C_UnwrapKey + C_WrapKey loop is also printed as the like-for-like baseline.
+ *    C_WrapKey(CKM_RSA_PKCS_OAEP) loop on the same token with the same concurrency (goal ≥ 0.7). Both sides use
+ *    pkcs11js's async calls with `concurrency` operations in flight (the re-wrap with the backend's default session
+ *    pool); the bare loop runs both with 4 sessions shared by the operations in flight and with one session per
+ *    operation in flight, and the faster of the two is the baseline. The same pair is also measured with one
+ *    operation at a time (single-threaded figure).
+ *    The re-wrap path does strictly more token work than the bare loop (it must first unwrap the vault blob under
+ *    the master, and destroy the unwrapped object after), so a bare C_UnwrapKey + C_WrapKey + C_DestroyObject loop
+ *    is also printed as the like-for-like baseline, and the CPU time of each of the three token calls (synchronous,
+ *    one thread) gives the ceiling any re-wrap can reach against a bare C_WrapKey: wrap ÷ (unwrap + wrap + destroy).
  *
  * Run alone with `node --import=tsx bench/hsm.ts`; `bench/run.ts` can import `benchHsm`.
  */
@@ -32,6 +38,15 @@ export interface HsmBenchResult {
   readonly bareUnwrapWrapPerSecond: number;
   readonly byokRatio: number;
   readonly byokRatioLikeForLike: number;
+  /** The same pair with one operation in flight. */
+  readonly byokRewrapSinglePerSecond: number;
+  readonly bareWrapSinglePerSecond: number;
+  readonly byokRatioSingle: number;
+  /** CPU µs per synchronous token call on one thread, and the ceiling wrap ÷ (unwrap + wrap + destroy). */
+  readonly wrapCallCpuUs: number;
+  readonly unwrapCallCpuUs: number;
+  readonly destroyCallCpuUs: number;
+  readonly byokCeiling: number;
 }
 
 export interface HsmBenchOptions {
@@ -95,8 +110,12 @@ export async function benchHsm(options: HsmBenchOptions = {}): Promise<HsmBenchR
       const softwareCreateKeyPerSecond = await measure(count, concurrency, () => software.generateKey("AES_256"));
       const pkcs11CreateKeyPerSecond = await measure(count, concurrency, () => pkcs11.generateKey("AES_256"));
       const byokRewrapPerSecond = await measure(count, concurrency, () => pkcs11.wrapForKeystore(key, request));
-      const bareWrapPerSecond = await bare.wrap(count);
-      const bareUnwrapWrapPerSecond = await bare.unwrapWrap(count);
+      const bareWrapPerSecond = Math.max(await bare.wrap(count, concurrency, "shared"), await bare.wrap(count, concurrency, "own"));
+      const bareUnwrapWrapPerSecond = Math.max(await bare.unwrapWrap(count, concurrency, "shared"), await bare.unwrapWrap(count, concurrency, "own"));
+      const single = Math.max(200, Math.floor(count / 4));
+      const byokRewrapSinglePerSecond = await measure(single, 1, () => pkcs11.wrapForKeystore(key, request));
+      const bareWrapSinglePerSecond = await bare.wrap(single, 1, "own");
+      const calls = bare.callCosts(count);
       samples.push({
         softwareCreateKeyPerSecond,
         pkcs11CreateKeyPerSecond,
@@ -106,6 +125,13 @@ export async function benchHsm(options: HsmBenchOptions = {}): Promise<HsmBenchR
         bareUnwrapWrapPerSecond,
         byokRatio: byokRewrapPerSecond / bareWrapPerSecond,
         byokRatioLikeForLike: byokRewrapPerSecond / bareUnwrapWrapPerSecond,
+        byokRewrapSinglePerSecond,
+        bareWrapSinglePerSecond,
+        byokRatioSingle: byokRewrapSinglePerSecond / bareWrapSinglePerSecond,
+        wrapCallCpuUs: calls.wrap,
+        unwrapCallCpuUs: calls.unwrap,
+        destroyCallCpuUs: calls.destroy,
+        byokCeiling: calls.wrap / (calls.unwrap + calls.wrap + calls.destroy),
       });
     }
     await bare.close();
@@ -122,6 +148,13 @@ export async function benchHsm(options: HsmBenchOptions = {}): Promise<HsmBenchR
       bareUnwrapWrapPerSecond: median((r) => r.bareUnwrapWrapPerSecond),
       byokRatio: median((r) => r.byokRatio),
       byokRatioLikeForLike: median((r) => r.byokRatioLikeForLike),
+      byokRewrapSinglePerSecond: median((r) => r.byokRewrapSinglePerSecond),
+      bareWrapSinglePerSecond: median((r) => r.bareWrapSinglePerSecond),
+      byokRatioSingle: median((r) => r.byokRatioSingle),
+      wrapCallCpuUs: median((r) => r.wrapCallCpuUs),
+      unwrapCallCpuUs: median((r) => r.unwrapCallCpuUs),
+      destroyCallCpuUs: median((r) => r.destroyCallCpuUs),
+      byokCeiling: median((r) => r.byokCeiling),
     };
     if (options.print ?? true) printResult(result, count, concurrency, rounds);
     return result;
@@ -133,9 +166,14 @@ export async function benchHsm(options: HsmBenchOptions = {}): Promise<HsmBenchR
   }
 }
 
+/** "shared": 4 sessions, operation i on session i mod 4; "own": one session per operation in flight. */
+type SessionUse = "shared" | "own";
+
 interface BareLoops {
-  wrap(count: number): Promise<number>;
-  unwrapWrap(count: number): Promise<number>;
+  wrap(count: number, concurrency: number, sessions: SessionUse): Promise<number>;
+  unwrapWrap(count: number, concurrency: number, sessions: SessionUse): Promise<number>;
+  /** CPU µs per synchronous call on this thread: C_WrapKey (RSA-OAEP), C_UnwrapKey (AES-KWP), C_DestroyObject. */
+  callCosts(count: number): { wrap: number; unwrap: number; destroy: number };
   close(): Promise<void>;
 }
 
@@ -157,7 +195,7 @@ async function bareLoops(
     mod.release();
   };
   try {
-    for (let i = 0; i < 4; i++) sessions.push(openSession(mod, slot));
+    for (let i = 0; i < Math.max(4, concurrency); i++) sessions.push(openSession(mod, slot));
     const s0 = sessions[0] as Handle;
     login(mod, slot, s0, pin, tokenLabel);
     const jwk = (await import("node:crypto")).createPublicKey({ key: wrappingKeySpki, format: "der", type: "spki" }).export({ format: "jwk" });
@@ -184,21 +222,49 @@ async function bareLoops(
       mechanism: P.CKM_RSA_PKCS_OAEP,
       parameter: { type: P.CK_PARAMS_RSA_OAEP, hashAlg: P.CKM_SHA_1, mgf: P.CKG_MGF1_SHA1, source: 1 } as pkcs11js.RsaOAEP,
     };
-    const session = (i: number): Handle => sessions[i % sessions.length] as Handle;
-    const wrap = (count: number): Promise<number> =>
-      measure(count, concurrency, (i) => pk.C_WrapKeyAsync(session(i), oaep, rsa, target, Buffer.alloc(512)));
-    const unwrapWrap = (count: number): Promise<number> => measure(count, concurrency, async (i) => {
-      const s = session(i);
-      const h = await pk.C_UnwrapKeyAsync(s, { mechanism: P.CKM_AES_KEY_WRAP_PAD }, kek, blob, [
-        { type: P.CKA_CLASS, value: P.CKO_SECRET_KEY },
-        { type: P.CKA_KEY_TYPE, value: P.CKK_AES },
-        { type: P.CKA_TOKEN, value: false },
-        { type: P.CKA_EXTRACTABLE, value: true },
-      ]);
-      await pk.C_WrapKeyAsync(s, oaep, rsa, h, Buffer.alloc(512));
-      pk.C_DestroyObject(s, h);
-    });
-    return { wrap, unwrapWrap, close };
+    // "own": operations take a free session from a list (as many as are in flight), like the backend's pool.
+    const loop = (count: number, concurrency: number, use: SessionUse, op: (s: Handle) => Promise<unknown>): Promise<number> => {
+      if (use === "shared") return measure(count, concurrency, (i) => op(sessions[i % 4] as Handle));
+      const idle = sessions.slice(0, concurrency);
+      return measure(count, concurrency, async () => {
+        const s = idle.pop() as Handle;
+        try {
+          return await op(s);
+        } finally {
+          idle.push(s);
+        }
+      });
+    };
+    const unwrapTemplate: pkcs11js.Template = [
+      { type: P.CKA_CLASS, value: P.CKO_SECRET_KEY },
+      { type: P.CKA_KEY_TYPE, value: P.CKK_AES },
+      { type: P.CKA_TOKEN, value: false },
+      { type: P.CKA_EXTRACTABLE, value: true },
+    ];
+    const wrap = (count: number, concurrency: number, use: SessionUse): Promise<number> =>
+      loop(count, concurrency, use, (s) => pk.C_WrapKeyAsync(s, oaep, rsa, target, Buffer.alloc(512)));
+    const unwrapWrap = (count: number, concurrency: number, use: SessionUse): Promise<number> =>
+      loop(count, concurrency, use, async (s) => {
+        const h = await pk.C_UnwrapKeyAsync(s, { mechanism: P.CKM_AES_KEY_WRAP_PAD }, kek, blob, unwrapTemplate);
+        await pk.C_WrapKeyAsync(s, oaep, rsa, h, Buffer.alloc(512));
+        pk.C_DestroyObject(s, h);
+      });
+    const cpuPerCall = (n: number, call: (i: number) => void): number => {
+      const start = process.cpuUsage();
+      for (let i = 0; i < n; i++) call(i);
+      const used = process.cpuUsage(start);
+      return (used.user + used.system) / n;
+    };
+    const callCosts = (count: number): { wrap: number; unwrap: number; destroy: number } => {
+      const out = Buffer.alloc(512);
+      cpuPerCall(Math.floor(count / 10), () => pk.C_WrapKey(s0, oaep, rsa, target, out));
+      const wrapUs = cpuPerCall(count, () => pk.C_WrapKey(s0, oaep, rsa, target, out));
+      const handles: Handle[] = [];
+      const unwrapUs = cpuPerCall(count, () => handles.push(pk.C_UnwrapKey(s0, { mechanism: P.CKM_AES_KEY_WRAP_PAD }, kek, blob, unwrapTemplate)));
+      const destroyUs = cpuPerCall(handles.length, (i) => pk.C_DestroyObject(s0, handles[i] as Handle));
+      return { wrap: wrapUs, unwrap: unwrapUs, destroy: destroyUs };
+    };
+    return { wrap, unwrapWrap, callCosts, close };
   } catch (e) {
     await close();
     throw e;
@@ -217,6 +283,8 @@ function printResult(r: HsmBenchResult, count: number, concurrency: number, roun
     `  bare C_UnwrapKey+C_WrapKey loop   ${n(r.bareUnwrapWrapPerSecond)} ops/s`,
     `  ratio re-wrap/bare C_WrapKey      ${r.byokRatio.toFixed(3)} (goal >= 0.7)`,
     `  ratio re-wrap/bare unwrap+wrap    ${r.byokRatioLikeForLike.toFixed(3)}`,
+    `  one at a time: re-wrap ${r.byokRewrapSinglePerSecond.toFixed(0)} / bare C_WrapKey ${r.bareWrapSinglePerSecond.toFixed(0)} ops/s = ${r.byokRatioSingle.toFixed(3)}`,
+    `  CPU per sync call: C_UnwrapKey ${r.unwrapCallCpuUs.toFixed(1)} µs, C_WrapKey ${r.wrapCallCpuUs.toFixed(1)} µs, C_DestroyObject ${r.destroyCallCpuUs.toFixed(1)} µs; ceiling wrap/(unwrap+wrap+destroy) = ${r.byokCeiling.toFixed(3)}`,
   ];
   process.stdout.write(`${lines.join("\n")}\n`);
 }

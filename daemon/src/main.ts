@@ -69,6 +69,7 @@ export async function openHsm(config: DaemonConfig, expectedMasterKcv: string | 
       masterKeyLabel: config.hsm.masterKeyLabel,
       pin,
       ...(expectedMasterKcv ? { expectedMasterKcv } : {}),
+      ...(config.hsm.sessions !== undefined ? { sessionPoolSize: config.hsm.sessions } : {}),
     });
   } finally {
     pin.dispose();

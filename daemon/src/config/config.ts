@@ -30,6 +30,8 @@ export interface Pkcs11HsmConfig {
   readonly pinFile?: string;
   /** Extra environment for the module (e.g. SOFTHSM2_CONF), applied before C_Initialize. */
   readonly moduleEnv: Readonly<Record<string, string>>;
+  /** Sessions the backend keeps open (its pool); unset = the backend's default. */
+  readonly sessions?: number;
 }
 
 export type HsmConfig = SoftwareHsmConfig | Pkcs11HsmConfig;
@@ -145,6 +147,10 @@ export function compileConfig(raw: Raw, file: string, env: NodeJS.ProcessEnv): D
         else problems.push(`${where(`hsm.moduleEnv.${k}`)} must be a string`);
       }
     }
+    const sessions = h.sessions;
+    if (sessions !== undefined && (typeof sessions !== "number" || !Number.isInteger(sessions) || sessions < 1 || sessions > 256)) {
+      problems.push(`${where("hsm.sessions")} must be an integer from 1 to 256`);
+    }
     hsm = {
       backend: "pkcs11",
       modulePath: str(h.modulePath, "hsm.modulePath"),
@@ -152,6 +158,7 @@ export function compileConfig(raw: Raw, file: string, env: NodeJS.ProcessEnv): D
       masterKeyLabel: typeof h.masterKeyLabel === "string" && h.masterKeyLabel ? h.masterKeyLabel : "mcko-master",
       ...(h.pinFile !== undefined ? { pinFile: path(h.pinFile, "hsm.pinFile") } : {}),
       moduleEnv,
+      ...(typeof sessions === "number" ? { sessions } : {}),
     };
   } else problems.push(`${where("hsm.backend")} must be "software" or "pkcs11"`);
 

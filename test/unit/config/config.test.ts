@@ -33,6 +33,19 @@ test("every problem is reported at once, naming the key and the file", (t) => {
   for (const key of ["listen", "tls", "hsm.backend", "logLevel", "extra", "dataDir"]) t.true(e!.message.includes(key), key);
 });
 
+test("hsm.sessions sets the pkcs11 session pool (1-256) and is optional", (t) => {
+  const d = dir();
+  const pkcs11 = { backend: "pkcs11", modulePath: "/m.so", tokenLabel: "t" };
+  const c = compileConfig({ ...base, hsm: { ...pkcs11, sessions: 8 } }, join(d, "c.json"), {});
+  t.is(c.hsm.backend === "pkcs11" ? c.hsm.sessions : undefined, 8);
+  const none = compileConfig({ ...base, hsm: pkcs11 }, join(d, "c.json"), {});
+  t.false(none.hsm.backend === "pkcs11" && "sessions" in none.hsm);
+  for (const bad of [0, 257, 2.5, "4"]) {
+    const e = t.throws(() => compileConfig({ ...base, hsm: { ...pkcs11, sessions: bad } }, join(d, "c.json"), {}), { instanceOf: ConfigError });
+    t.regex(e!.message, /hsm\.sessions \(in .*\) must be an integer from 1 to 256/);
+  }
+});
+
 test("a PIN in the config file is refused; a world-readable master key file is refused", (t) => {
   const d = dir();
   const pin = t.throws(() => compileConfig({ ...base, hsm: { backend: "pkcs11", modulePath: "/m.so", tokenLabel: "t", pin: "1234" } }, join(d, "c.json"), {}), { instanceOf: ConfigError });

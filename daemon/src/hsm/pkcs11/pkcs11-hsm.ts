@@ -14,6 +14,7 @@ import {
   constants as cryptoConstants,
   createHash,
   createPublicKey,
+  hash as digest,
   publicEncrypt,
   randomBytes,
   verify,
@@ -79,7 +80,7 @@ export interface Pkcs11HsmOptions {
    * label has it. Required when several masters share the label (during a rotation).
    */
   readonly expectedMasterKcv?: string;
-  /** Sessions kept open for concurrent operations. Default 4. */
+  /** Sessions kept open for concurrent operations. Default 16 (DEFAULT_SESSION_POOL_SIZE). */
   readonly sessionPoolSize?: number;
 }
 
@@ -95,10 +96,23 @@ export interface Pkcs11InitMasterKeyOptions {
   readonly adopt: boolean;
 }
 
-export const DEFAULT_SESSION_POOL_SIZE = 4;
+/**
+ * As many sessions as a busy daemon has operations in flight: an operation of two or more token calls (a BYOK
+ * re-wrap unwraps, wraps and destroys) leaves libuv's threads idle between its calls unless other operations have
+ * calls queued. With 16 operations in flight, 16 sessions cut the CPU per SoftHSM re-wrap by about a fifth against 4
+ * (thread wake-ups) and raised its throughput accordingly (bench/hsm.ts). Tokens that allow fewer sessions set
+ * `hsm.sessions` lower.
+ */
+export const DEFAULT_SESSION_POOL_SIZE = 16;
 
 /** Output buffer for C_WrapKey: a PKCS#8 RSA-4096 key wrapped is about 2.4 KB. */
 const WRAP_BUFFER_BYTES = 8192;
+
+/** Largest AES-KWP (RFC 5649) wrap of a key of `algorithm`: the data padded to 8 bytes, plus 8. */
+function kwpBytes(algorithm: KeyAlgorithm): number {
+  const bytes = symmetricKeyBytes(algorithm);
+  return bytes === undefined ? WRAP_BUFFER_BYTES : Math.ceil(bytes / 8) * 8 + 8;
+}
 
 const KWP: pkcs11js.Mechanism = { mechanism: P.CKM_AES_KEY_WRAP_PAD };
 
@@ -167,6 +181,18 @@ function keyTemplate(algorithm: KeyAlgorithm, options: { sensitive: boolean }): 
         ...common,
       ];
   }
+}
+
+/** `keyTemplate` for unwrapping blobs, built once per algorithm and sensitivity (pkcs11js only reads it). */
+const UNWRAP_TEMPLATES = new Map<string, pkcs11js.Template>();
+function unwrapTemplate(algorithm: KeyAlgorithm, sensitive: boolean): pkcs11js.Template {
+  const id = `${algorithm}:${sensitive}`;
+  let t = UNWRAP_TEMPLATES.get(id);
+  if (t === undefined) {
+    t = keyTemplate(algorithm, { sensitive });
+    UNWRAP_TEMPLATES.set(id, t);
+  }
+  return t;
 }
 
 /** Opens, logs in and hands out sessions for one token; used by `create` and `initMasterKey`. */
@@ -350,11 +376,14 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
   readonly #masters: Map<string, MasterKey>;
   /** Keystore RSA public keys imported as session objects, by SHA-256 of their SPKI; never evicted. */
   readonly #wrappingKeys = new Map<string, Promise<Handle>>();
+  /** The same once imported, for the hot path (no await). */
+  readonly #wrappingKeyHandles = new Map<string, Handle>();
   readonly #wrappingKeyParts = new Map<string, RsaPublicParts>();
   #current: string;
   #closed = false;
   /** Which OAEP hashes the token does, learnt on first use. */
   readonly #oaepSupport = new Map<OaepHash, Promise<boolean>>();
+  readonly #oaepKnown = new Map<OaepHash, boolean>();
 
   private constructor(deps: {
     pkcs11: Pkcs11;
@@ -566,7 +595,7 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
   async wrapForKeystore(key: WrappedKey, request: ByokWrapRequest): Promise<ByokBlob> {
     this.#assertOpen();
     // Parsing an SPKI costs more than the token's RSA operation: keep the parts with the imported key.
-    const wrappingKeyId = createHash("sha256").update(request.wrappingKeySpki).digest("hex");
+    const wrappingKeyId = digest("sha256", request.wrappingKeySpki, "hex");
     const target = checkByokRequest(key, request, (spki) => {
       const known = this.#wrappingKeyParts.get(wrappingKeyId);
       if (known !== undefined) return known;
@@ -581,8 +610,10 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
         return h;
       };
       try {
-        const rsaKey = await this.#wrappingKey(s, wrappingKeyId, target, track);
-        const inHsm = await this.#oaepSupported(s, target.hash, rsaKey);
+        // Known wrapping key and OAEP support are read without an await: this path is token-bound, and every
+        // await costs a promise and a microtask turn on top of the token calls.
+        const rsaKey = this.#wrappingKeyHandles.get(wrappingKeyId) ?? (await this.#wrappingKey(s, wrappingKeyId, target, track));
+        const inHsm = this.#oaepKnown.get(target.hash) ?? (await this.#oaepSupported(s, target.hash, rsaKey));
         // Node types oaepHash only on RsaPrivateKey; publicEncrypt honours it for a public KeyObject too.
         const rsaSoftware = (): RsaPrivateKey => ({
           key: createPublicKey({ key: rsaSpkiFromParts(target.modulus, target.publicExponent), format: "der", type: "spki" }),
@@ -594,7 +625,7 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
         if (!target.isKwp) {
           if (inHsm) {
             const material = track(await this.#unwrap(s, key, { sensitive: true }));
-            blob = await this.#wrap(s, rsaKey, material, oaepMechanism(target.hash));
+            blob = await this.#wrap(s, rsaKey, material, oaepMechanism(target.hash), target.modulusBytes);
           } else {
             if (!request.allowSoftwareWrap) {
               throw new HsmError(
@@ -631,10 +662,10 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
             ),
           );
           const material = track(await this.#unwrap(s, key, { sensitive: true }));
-          const kwpPart = await this.#wrap(s, ephemeral, material);
+          const kwpPart = await this.#wrap(s, ephemeral, material, KWP, kwpBytes(key.algorithm));
           let rsaPart: Buffer;
           if (inHsm) {
-            rsaPart = await this.#wrap(s, rsaKey, ephemeral, oaepMechanism(target.hash));
+            rsaPart = await this.#wrap(s, rsaKey, ephemeral, oaepMechanism(target.hash), target.modulusBytes);
           } else {
             const value = readBuffer(this.#pkcs11, s, ephemeral, P.CKA_VALUE, "ephemeral key value");
             try {
@@ -747,6 +778,7 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
     await this.#pool.close();
     this.#masters.clear();
     this.#wrappingKeys.clear();
+    this.#wrappingKeyHandles.clear();
     this.#disconnect(false);
   }
 
@@ -829,17 +861,22 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
       if (this.#wrappingKeys.size >= WRAPPING_KEY_CACHE_SIZE) return track(await create());
       cached = create();
       this.#wrappingKeys.set(id, cached);
-      cached.catch(() => this.#wrappingKeys.delete(id));
+      cached.then(
+        (h) => this.#wrappingKeyHandles.set(id, h),
+        () => this.#wrappingKeys.delete(id),
+      );
     }
     return cached;
   }
 
-  /** C_WrapKey into a fresh buffer (pkcs11js returns a slice of the output buffer). */
-  async #wrap(s: Handle, wrappingKey: Handle, key: Handle, mechanism: pkcs11js.Mechanism = KWP): Promise<Buffer> {
-    const out: Buffer = await pkcs11Call("C_WrapKey", () =>
-      this.#pkcs11.C_WrapKeyAsync(s, mechanism, wrappingKey, key, Buffer.alloc(WRAP_BUFFER_BYTES)),
-    );
-    return Buffer.from(out);
+  /**
+   * C_WrapKey into a fresh buffer of `outBytes` (the exact or largest size of the result, where the caller knows
+   * it: an 8 KB buffer per call was most of the allocation on the BYOK path). The result is that buffer when it
+   * fills it, else a copy of the slice pkcs11js returns (so a small result does not pin 8 KB).
+   */
+  async #wrap(s: Handle, wrappingKey: Handle, key: Handle, mechanism: pkcs11js.Mechanism = KWP, outBytes = WRAP_BUFFER_BYTES): Promise<Buffer> {
+    const out: Buffer = await pkcs11Call("C_WrapKey", () => this.#pkcs11.C_WrapKeyAsync(s, mechanism, wrappingKey, key, Buffer.alloc(outBytes)));
+    return out.length === outBytes ? out : Buffer.from(out);
   }
 
   /** Unwraps a vault blob into a session object and checks it is the algorithm the vault says. */
@@ -847,7 +884,7 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
     const master = this.#master(key.masterKcv);
     const handle = await pkcs11Call(
       "C_UnwrapKey",
-      () => this.#pkcs11.C_UnwrapKeyAsync(s, KWP, master, key.blob, keyTemplate(key.algorithm, options)),
+      () => this.#pkcs11.C_UnwrapKeyAsync(s, KWP, master, key.blob, unwrapTemplate(key.algorithm, options.sensitive)),
       true,
     );
     try {
@@ -928,7 +965,10 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
     if (known === undefined) {
       known = this.#probeOaep(s, hash, rsaKey);
       this.#oaepSupport.set(hash, known);
-      known.catch(() => this.#oaepSupport.delete(hash));
+      known.then(
+        (yes) => this.#oaepKnown.set(hash, yes),
+        () => this.#oaepSupport.delete(hash),
+      );
     }
     return known;
   }

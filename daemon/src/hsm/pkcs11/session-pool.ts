@@ -1,8 +1,9 @@
 /**
  * A fixed set of open PKCS#11 sessions. A PKCS#11 session carries per-operation state (C_SignInit … C_SignFinal)
  * and must not run two operations at once, so each backend operation borrows one session for its whole duration;
- * callers beyond the pool size wait in FIFO order. The async pkcs11js calls run on libuv's thread pool, so a few
- * sessions already keep the token busy (STACK.md §3: 2–4 sessions give the most throughput on SoftHSM).
+ * callers beyond the pool size wait in FIFO order. The async pkcs11js calls run on libuv's thread pool; for single
+ * calls a few sessions keep the token busy (STACK.md §3), but operations of several calls need as many sessions as
+ * operations in flight to keep the pool's threads fed (DEFAULT_SESSION_POOL_SIZE).
  */
 import { HsmError } from "../hsm.js";
 import type { Handle, Pkcs11 } from "./module.js";
