@@ -566,6 +566,11 @@ export class Pkcs11TokenConnector implements KeystoreConnector {
     }
   }
 
+  /**
+   * One attempt = one borrowed session for the whole operation; retried (on a fresh connection) only when the token
+   * or session went away. PKCS#11 calls cannot be aborted, so the policy's per-attempt timeout does not cut a call
+   * short here: a hung module holds its session until it returns.
+   */
   async #call<T>(operation: string, fn: (t: TokenSession) => Promise<T>): Promise<T> {
     try {
       return await callWithRetry(this.policy, operation, async () => {
