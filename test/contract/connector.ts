@@ -70,6 +70,8 @@ export interface FaultHooks {
 
 /** One running target (emulator or token) with the credentials it accepts. */
 export interface TargetWorld {
+  /** Environment the daemon needs to reach the target (e.g. SOFTHSM2_CONF of a token). */
+  readonly daemonEnv?: Readonly<Record<string, string>>;
   /** Credentials the target accepts, by proto field name (snake_case), e.g. `{ secret_access_key: … }`. */
   readonly credentials: Readonly<Record<string, string>>;
   /** Well-formed credentials the target refuses (same fields). */
@@ -206,9 +208,12 @@ class Daemon {
   process!: DaemonProcess;
   c!: Clients;
   k!: KeystoreClients;
-  constructor(readonly home: Home) {}
+  constructor(
+    readonly home: Home,
+    readonly env: Readonly<Record<string, string>> = {},
+  ) {}
   async start(): Promise<void> {
-    this.process = await startDaemonProcess(this.home);
+    this.process = await startDaemonProcess(this.home, { ...this.env });
     this.c = clientsFor(this.process.address, mtls(this.home));
     this.k = keystoreClientsFor(this.process.address, mtls(this.home));
   }
@@ -269,7 +274,7 @@ class Daemon {
 async function withWorld(target: ConnectorTarget, homeConfig: Record<string, unknown>, body: (w: TargetWorld, d: Daemon) => Promise<void>, keepHome = false): Promise<Home> {
   const world = await target.start();
   const home = await makeHome({ reconcileIntervalMs: 200, cloudAttemptTimeoutMs: target.cloudAttemptTimeoutMs ?? 3000, cloudDeadlineMs: 20_000, ...homeConfig });
-  const d = new Daemon(home);
+  const d = new Daemon(home, world.daemonEnv);
   try {
     await d.start();
     await body(world, d);
