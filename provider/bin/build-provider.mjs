@@ -23,8 +23,8 @@ export const BUNDLE = join(OUT_DIR, "main.cjs");
 
 /**
  * True when the bundle is missing or older than anything it is made of: the provider's and the generated protos'
- * TypeScript, the installed packages (npm rewrites node_modules/.package-lock.json on every install) and this file
- * (its esbuild flags).
+ * TypeScript, the installed packages (npm rewrites node_modules/.package-lock.json on every install), tsconfig.json
+ * (esbuild reads it) and this file (its esbuild flags).
  */
 export function isStale() {
   let built;
@@ -47,7 +47,7 @@ export function isStale() {
     }
     return false;
   };
-  return newer(SELF) || newer(join(ROOT, "node_modules/.package-lock.json")) || anyTsNewer(join(ROOT, "provider/src")) || anyTsNewer(join(ROOT, "protos/gen"));
+  return newer(SELF) || newer(join(ROOT, "node_modules/.package-lock.json")) || newer(join(ROOT, "tsconfig.json")) || anyTsNewer(join(ROOT, "provider/src")) || anyTsNewer(join(ROOT, "protos/gen"));
 }
 
 /** Builds the bundle; true on success. esbuild's messages go to stderr. */
