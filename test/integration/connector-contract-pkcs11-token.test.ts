@@ -40,8 +40,6 @@ const pkcs11Token: ConnectorTarget = {
   configField: "pkcs11",
   async start(): Promise<TargetWorld> {
     const token = await createSoftHsmToken({ tokenLabel: TOKEN, pin: PIN });
-    // The daemon the suite starts next inherits this environment: SoftHSM reads its configuration at C_Initialize.
-    process.env.SOFTHSM2_CONF = token.conf;
     const app = <T>(request: Record<string, unknown>): Promise<T> =>
       new Promise((resolve, reject) => {
         const child = spawn(process.execPath, [APP], { env: { ...process.env, SOFTHSM2_CONF: token.conf, APP_PIN: PIN }, stdio: ["pipe", "pipe", "pipe"] });
@@ -53,6 +51,8 @@ const pkcs11Token: ConnectorTarget = {
         child.stdin.end(JSON.stringify({ module: SOFTHSM_MODULE_PATH, token: TOKEN, ...request }));
       });
     return {
+      // SoftHSM reads its configuration at C_Initialize: the daemon gets this token's.
+      daemonEnv: { SOFTHSM2_CONF: token.conf },
       credentials: { pin: PIN },
       wrongCredentials: { pin: WRONG_PIN },
       // key_usage ENCRYPT_DECRYPT: a token takes every algorithm by default; with it, EC keys have no use to be
@@ -93,7 +93,7 @@ const pkcs11Token: ConnectorTarget = {
   deletionWindowDays: undefined,
   deletionRemoves: true,
   noFaults: "a local PKCS#11 token has no throttling, no 5xx and no network between the daemon and it",
-  randomCrash: { rounds: 4, pushesPerRound: 6, maxDelayMs: 1500, seed: 11 },
+  randomCrash: { rounds: 12, pushesPerRound: 6, maxDelayMs: 1500, seed: 11 },
   badSettings: [
     {
       title: "a module that does not exist and a label prefix with '#'",
