@@ -354,6 +354,17 @@ test("lowdb: an existing store keeps its shard count; leftover temp files are re
   t.false((await readdir(dir)).some((n) => n.endsWith(".tmp")));
 });
 
+test("lowdb: by default a checkpoint waits for 64 KiB of WAL per shard of the store as created", async (t) => {
+  const small = await tempDir(t);
+  await (await LowdbStore.open({ dir: small, shardCount: 4 })).close();
+  // A reopen names another shard count: the store keeps its 4 shards, and the threshold follows them.
+  const reopened = await openStore(t, { dir: small, shardCount: 64 });
+  t.is(reopened.stats().checkpointThresholdBytes, 4 * 64 * 1024);
+  const byDefault = await openStore(t, { dir: await tempDir(t) });
+  t.is(byDefault.stats().shardCount, 512);
+  t.is(byDefault.stats().checkpointThresholdBytes, 32 * 1024 * 1024);
+});
+
 test("lowdb: a store open in another running process is refused; a stale lock is taken over", async (t) => {
   const dir = await tempDir(t);
   await (await LowdbStore.open({ dir })).close();
