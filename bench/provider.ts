@@ -2,6 +2,7 @@
 // Terraform pays for each of the 3–4 provider processes of every command. Baseline in the same run: a bare node
 // process that prints one line, so the ratio shows what the provider adds over Node's own start-up.
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { launchPlugin, MCKO_PROVIDER_BIN, measureStartToHandshake } from "../test/support/tf-plugin-launcher.js";
 
@@ -63,6 +64,11 @@ export interface PlanBench {
   readonly mckoPlanMs: number;
   readonly terraformDataPlanMs: number;
   readonly ratio: number;
+  /**
+   * CPU time per plan (medians): terraform with the provider processes it ran, plus the daemon's for MCKO; less
+   * sensitive than wall time to other work on a shared machine. Undefined without Linux /proc.
+   */
+  readonly cpu?: { readonly mckoMs: number; readonly terraformDataMs: number; readonly daemonMs: number };
   /** Each round's MCKO ÷ terraform_data, in order. */
   readonly roundRatios: readonly number[];
   /** The 1-minute load average at the start of each plan: lowest and highest. */
@@ -86,18 +92,29 @@ export async function benchPlan300(rounds = Number(process.env["BENCH_ROUNDS"] ?
       if (r.code !== 0) throw new Error(`bench setup apply failed:\n${r.stdout}\n${r.stderr}`);
     }
     const loads: number[] = [];
-    const time = async (ws: typeof mcko): Promise<number> => {
+    const daemonPid = acc.daemon.child.pid;
+    const time = async (ws: typeof mcko, cpu: number[], daemonCpu: number[]): Promise<number> => {
       loads.push(loadavg()[0] ?? 0);
+      const c0 = reapedChildrenCpuMs();
+      const d0 = daemonPid === undefined ? undefined : processCpuMs(daemonPid);
       const t0 = performance.now();
       const r = await ws.run("plan", "-no-color", "-input=false", "-detailed-exitcode");
+      const ms = performance.now() - t0;
       if (r.code !== 0) throw new Error(`bench plan was not clean (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
-      return performance.now() - t0;
+      const c1 = reapedChildrenCpuMs();
+      const d1 = daemonPid === undefined ? undefined : processCpuMs(daemonPid);
+      if (c0 !== undefined && c1 !== undefined) cpu.push(c1 - c0);
+      if (d0 !== undefined && d1 !== undefined) daemonCpu.push(d1 - d0);
+      return ms;
     };
     const a: number[] = [];
     const b: number[] = [];
+    const aCpu: number[] = [];
+    const bCpu: number[] = [];
+    const dCpu: number[] = [];
     for (let i = 0; i < rounds; i++) {
-      a.push(await time(mcko));
-      b.push(await time(base));
+      a.push(await time(mcko, aCpu, dCpu));
+      b.push(await time(base, bCpu, []));
     }
     const mckoPlanMs = median(a);
     const terraformDataPlanMs = median(b);
@@ -107,12 +124,35 @@ export async function benchPlan300(rounds = Number(process.env["BENCH_ROUNDS"] ?
       mckoPlanMs,
       terraformDataPlanMs,
       ratio: mckoPlanMs / terraformDataPlanMs,
+      ...(aCpu.length === rounds && bCpu.length === rounds
+        ? { cpu: { mckoMs: median(aCpu), terraformDataMs: median(bCpu), daemonMs: dCpu.length === rounds ? median(dCpu) : 0 } }
+        : {}),
       roundRatios: a.map((x, i) => x / (b[i] as number)),
       load: { min: Math.min(...loads), max: Math.max(...loads) },
     };
   } finally {
     await acc.close();
   }
+}
+
+// Linux /proc/<pid>/stat: utime and stime are fields 14 and 15, cutime and cstime (CPU of the children the process
+// has waited for, and of theirs) 16 and 17, in clock ticks of 1/100 s. terraform waits for its provider processes,
+// and this process for terraform, so this process's cutime+cstime grows by a plan's whole CPU.
+function statFields(pid: number | "self"): string[] | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return s.slice(s.lastIndexOf(")") + 2).split(" "); // [0] is field 3
+  } catch {
+    return undefined;
+  }
+}
+function reapedChildrenCpuMs(): number | undefined {
+  const f = statFields("self");
+  return f ? (Number(f[13]) + Number(f[14])) * 10 : undefined;
+}
+function processCpuMs(pid: number): number | undefined {
+  const f = statFields(pid);
+  return f ? (Number(f[11]) + Number(f[12])) * 10 : undefined;
 }
 
 if (import.meta.url === `file://${process.argv[1]}` && process.argv.includes("--plan")) {

@@ -51,6 +51,16 @@ if (want("provider")) {
     plan.ratio <= 2,
     `${plan.mckoPlanMs.toFixed(0)} ms / ${plan.terraformDataPlanMs.toFixed(0)} ms (medians; rounds ${plan.roundRatios.map((x) => x.toFixed(2)).join(", ")}; load ${plan.load.min.toFixed(1)}–${plan.load.max.toFixed(1)})`,
   );
+  if (plan.cpu) {
+    const c = plan.cpu;
+    report(
+      `  same plans, CPU: terraform+provider+daemon / terraform`,
+      (c.mckoMs + c.daemonMs) / c.terraformDataMs,
+      "(info)",
+      undefined,
+      `(${c.mckoMs.toFixed(0)} + daemon ${c.daemonMs.toFixed(0)}) ms / ${c.terraformDataMs.toFixed(0)} ms (medians)`,
+    );
+  }
 }
 if (want("distribute")) {
   const d = await benchDistribute(quick ? { keys: 100 } : {});
