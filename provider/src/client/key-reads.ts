@@ -35,6 +35,8 @@ interface Listing {
   keys?: Map<string, Key>;
   /** True when the vault fits in one page: a name not in `keys` is then a key that does not exist. */
   complete?: boolean;
+  /** The call has ended (well or not): no need to wait on `done`. */
+  settled?: boolean;
   readonly done: Promise<void>;
 }
 
@@ -64,7 +66,9 @@ export async function readKey(client: DaemonClient, name: string, signal?: Abort
   if (listing && !fresh(client, listing, now())) listing = undefined;
   if (!listing && v.reads > 1 && !v.noListing) listing = v.listing = startListing(client, vault, v, now());
   if (!listing) return getKey(client, name, signal);
-  await abortable(listing.done, signal);
+  // Waiting costs an abort listener (slow in Node's EventTarget); most reads find the listing already there.
+  if (!listing.settled) await abortable(listing.done, signal);
+  else if (signal?.aborted) throw signal.reason;
   if (listing.keys) {
     const key = listing.keys.get(name);
     if (key) return key;
@@ -85,9 +89,11 @@ function startListing(client: DaemonClient, vault: string, v: VaultReads, t: num
       (resp) => {
         listing.keys = new Map(resp.keys.map((k) => [k.name, k]));
         listing.complete = resp.nextPageToken === "";
+        listing.settled = true;
         if (!listing.complete) v.noListing = true;
       },
       () => {
+        listing.settled = true;
         v.noListing = true;
         if (v.listing === listing) v.listing = undefined;
       },

@@ -190,7 +190,7 @@ const transitionDetail = (from: KeyStateName, to: KeyStateName): string => {
 
 /** A time attribute: the prior spelling when config names the same instant (so a reformatted time is no change). */
 function sameInstant(a: MaybeUnknown<string | null>, b: string | null | undefined): boolean {
-  if (typeof a !== "string" || typeof b !== "string") return a === b;
+  if (typeof a !== "string" || typeof b !== "string" || a === b) return a === b;
   return parseTime(a)?.getTime() === parseTime(b)?.getTime();
 }
 
