@@ -99,8 +99,8 @@ export interface Pkcs11InitMasterKeyOptions {
 /**
  * As many sessions as a busy daemon has operations in flight: an operation of two or more token calls (a BYOK
  * re-wrap unwraps, wraps and destroys) leaves libuv's threads idle between its calls unless other operations have
- * calls queued. With 16 operations in flight, 16 sessions cut the CPU per SoftHSM re-wrap by about a fifth against 4
- * (thread wake-ups) and raised its throughput accordingly (bench/hsm.ts). Tokens that allow fewer sessions set
+ * calls queued. With 16 operations in flight, 16 sessions cut the CPU per SoftHSM re-wrap by a fifth to a third
+ * against 4 (thread wake-ups) and raised its throughput accordingly (bench/hsm.ts). Tokens that allow fewer sessions set
  * `hsm.sessions` lower.
  */
 export const DEFAULT_SESSION_POOL_SIZE = 16;
