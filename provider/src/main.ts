@@ -8,7 +8,7 @@ export const PROVIDER_SOURCE = "registry.terraform.io/mcko/mcko";
 
 async function main(): Promise<void> {
   const debug = process.argv.includes("--debug");
-  const env = readPluginEnv();
+  const env = readPluginEnv(process.env);
   const check = checkPluginEnv(env);
   if (!debug && !check.ok) {
     process.stderr.write(check.message);

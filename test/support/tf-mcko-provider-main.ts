@@ -3,6 +3,7 @@
 // when something in the configuration uses it).
 import { types } from "../../provider/src/plugin/cty.js";
 import { defineDataSource } from "../../provider/src/plugin/resource.js";
+import { readPluginEnv } from "../../provider/src/plugin/handshake.js";
 import { serve } from "../../provider/src/plugin/server.js";
 import { mckoProvider } from "../../provider/src/provider.js";
 
@@ -12,4 +13,4 @@ const probe = defineDataSource<{ address: string | null }, { address: string }>(
   read: async ({ client }) => ({ address: client.address }),
 });
 
-await serve(mckoProvider({ dataSources: [probe] }));
+await serve(mckoProvider({ dataSources: [probe] }), { env: readPluginEnv(process.env) });

@@ -23,7 +23,7 @@ export interface PluginEnv {
   readonly clientCertPem: string | undefined;
 }
 
-export function readPluginEnv(env: NodeJS.ProcessEnv = process.env): PluginEnv {
+export function readPluginEnv(env: NodeJS.ProcessEnv): PluginEnv {
   return {
     magicCookie: env[MAGIC_COOKIE_KEY],
     protocolVersions: env["PLUGIN_PROTOCOL_VERSIONS"],

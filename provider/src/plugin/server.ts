@@ -6,7 +6,7 @@ import { GRPCControllerService, type GRPCControllerServer } from "../../../proto
 import { GRPCStdioService, type GRPCStdioServer } from "../../../protos/gen/plugin/grpc_stdio.js";
 import { ProviderService } from "../../../protos/gen/tfplugin6/tfplugin6.js";
 import { makeServerCertificate } from "./certificate.js";
-import { checkPluginEnv, handshakeLine, type PluginEnv, readPluginEnv } from "./handshake.js";
+import { checkPluginEnv, handshakeLine, type PluginEnv } from "./handshake.js";
 import { addHealthService } from "./health.js";
 import { ProviderServer } from "./provider-server.js";
 import type { ProviderDefinition } from "./resource.js";
@@ -14,8 +14,8 @@ import type { ProviderDefinition } from "./resource.js";
 const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
 
 export interface ServeOptions {
-  /** Defaults to the process environment. */
-  readonly env?: PluginEnv;
+  /** The plugin variables of the environment, read by the entry point (readPluginEnv(process.env)). */
+  readonly env: PluginEnv;
   /** Where the handshake line goes (default process.stdout). */
   readonly writeStdout?: (s: string) => void;
   readonly writeStderr?: (s: string) => void;
@@ -38,11 +38,11 @@ export interface RunningPlugin {
  * Runs `provider` as a Terraform plugin. Returns once the handshake line is printed; the process then lives until
  * GRPCController.Shutdown (or being killed). On a failed handshake check it prints why to stderr and exits 1.
  */
-export async function serve<Client>(definition: ProviderDefinition<Client>, opts: ServeOptions = {}): Promise<RunningPlugin | undefined> {
+export async function serve<Client>(definition: ProviderDefinition<Client>, opts: ServeOptions): Promise<RunningPlugin | undefined> {
   const writeStdout = opts.writeStdout ?? ((s: string) => void process.stdout.write(s));
   const writeStderr = opts.writeStderr ?? ((s: string) => void process.stderr.write(s));
   const exit = opts.exit ?? ((code: number) => process.exit(code));
-  const env = opts.env ?? readPluginEnv();
+  const env = opts.env;
 
   const debug = opts.debug;
   const check = debug ? ({ ok: true } as const) : checkPluginEnv(env);
