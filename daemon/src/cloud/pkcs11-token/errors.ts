@@ -5,34 +5,16 @@
  */
 import pkcs11js from "pkcs11js";
 import { HsmError } from "../../hsm/hsm.js";
-import { ckrCode, ckrName } from "../../hsm/pkcs11/errors.js";
+import { CKR_PIN_REFUSED, CKR_TOKEN_GONE, ckrCode, ckrName } from "../../hsm/pkcs11/errors.js";
 import { ConnectorError, scrub, type ConnectorCredentials } from "../connector.js";
 
 /** PKCS#11 v2.40 return values pkcs11js 2.1.7 does not export. */
 export const CKR_ACTION_PROHIBITED = 0x1b;
 
 /** The token or the session went away: retry on a fresh connection. */
-const GONE = new Set<number>([
-  pkcs11js.CKR_DEVICE_ERROR,
-  pkcs11js.CKR_DEVICE_MEMORY,
-  pkcs11js.CKR_DEVICE_REMOVED,
-  pkcs11js.CKR_TOKEN_NOT_PRESENT,
-  pkcs11js.CKR_TOKEN_NOT_RECOGNIZED,
-  pkcs11js.CKR_SESSION_CLOSED,
-  pkcs11js.CKR_SESSION_HANDLE_INVALID,
-  pkcs11js.CKR_CRYPTOKI_NOT_INITIALIZED,
-  pkcs11js.CKR_USER_NOT_LOGGED_IN,
-  pkcs11js.CKR_FUNCTION_FAILED,
-]);
+const GONE = new Set<number>([...CKR_TOKEN_GONE, pkcs11js.CKR_FUNCTION_FAILED]);
 
-const PIN = new Set<number>([
-  pkcs11js.CKR_PIN_INCORRECT,
-  pkcs11js.CKR_PIN_INVALID,
-  pkcs11js.CKR_PIN_LEN_RANGE,
-  pkcs11js.CKR_PIN_LOCKED,
-  pkcs11js.CKR_PIN_EXPIRED,
-  pkcs11js.CKR_USER_PIN_NOT_INITIALIZED,
-]);
+const PIN = CKR_PIN_REFUSED;
 
 const UNSUPPORTED = new Set<number>([pkcs11js.CKR_MECHANISM_INVALID, pkcs11js.CKR_MECHANISM_PARAM_INVALID, pkcs11js.CKR_KEY_TYPE_INCONSISTENT]);
 

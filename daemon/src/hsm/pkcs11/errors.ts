@@ -24,7 +24,8 @@ export function ckrName(code: number): string {
   return CKR_NAMES.get(code) ?? `CKR_0x${code.toString(16)}`;
 }
 
-const UNAVAILABLE = new Set<number>([
+/** The token or the session went away (also used by the pkcs11-token keystore connector). */
+export const CKR_TOKEN_GONE: ReadonlySet<number> = new Set<number>([
   pkcs11js.CKR_DEVICE_ERROR,
   pkcs11js.CKR_DEVICE_MEMORY,
   pkcs11js.CKR_DEVICE_REMOVED,
@@ -36,7 +37,8 @@ const UNAVAILABLE = new Set<number>([
   pkcs11js.CKR_USER_NOT_LOGGED_IN,
 ]);
 
-const LOGIN = new Set<number>([
+/** The PIN was refused or cannot be used. */
+export const CKR_PIN_REFUSED: ReadonlySet<number> = new Set<number>([
   pkcs11js.CKR_PIN_INCORRECT,
   pkcs11js.CKR_PIN_INVALID,
   pkcs11js.CKR_PIN_LEN_RANGE,
@@ -65,8 +67,8 @@ export function toHsmError(e: unknown, call: string, unwrapping = false): HsmErr
     });
   }
   let reason: HsmErrorReason;
-  if (UNAVAILABLE.has(code)) reason = "HSM_UNAVAILABLE";
-  else if (LOGIN.has(code)) reason = "HSM_LOGIN_FAILED";
+  if (CKR_TOKEN_GONE.has(code)) reason = "HSM_UNAVAILABLE";
+  else if (CKR_PIN_REFUSED.has(code)) reason = "HSM_LOGIN_FAILED";
   else if (unwrapping) reason = "HSM_UNWRAP_FAILED";
   else if (code === pkcs11js.CKR_MECHANISM_INVALID || code === pkcs11js.CKR_MECHANISM_PARAM_INVALID) {
     reason = "HSM_MECHANISM_UNSUPPORTED";
