@@ -187,7 +187,8 @@ async function serve(
   }, config.schedulerIntervalMs);
   timer.unref();
 
-  log.info({ host: config.listen.host, port, hsm: hsm.kind, dataDir: config.dataDir }, "mckod serving");
+  const hsmSessions = "sessionCount" in hsm && typeof hsm.sessionCount === "number" ? { hsmSessions: hsm.sessionCount } : {};
+  log.info({ host: config.listen.host, port, hsm: hsm.kind, ...hsmSessions, dataDir: config.dataDir }, "mckod serving");
   // Finish pushes a crash interrupted and catch up with key changes, now and periodically.
   let reconciling = false;
   const reconcile = () => {

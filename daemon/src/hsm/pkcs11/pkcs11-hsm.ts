@@ -403,6 +403,12 @@ export class Pkcs11Hsm implements MasterRotatableHsm {
     this.#current = deps.current;
   }
 
+  /** Sessions kept open on the token for concurrent operations (`hsm.sessions`). */
+  get sessionCount(): number {
+    return this.#pool.size;
+  }
+
+
   /**
    * Loads the module, finds the token by label, logs in, finds the master key(s) by label and checks the KCV.
    * Refuses with HSM_TOKEN_NOT_FOUND, HSM_LOGIN_FAILED, HSM_MASTER_KEY_NOT_FOUND or HSM_MASTER_KEY_MISMATCH and a
