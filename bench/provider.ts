@@ -2,8 +2,9 @@
 // Terraform pays for each of the 3–4 provider processes of every command. Baseline in the same run: a bare node
 // process that prints one line, so the ratio shows what the provider adds over Node's own start-up.
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { loadavg } from "node:os";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
 import { launchPlugin, MCKO_PROVIDER_BIN, measureStartToHandshake } from "../test/support/tf-plugin-launcher.js";
 
 const RUNS = Number(process.env["BENCH_RUNS"] ?? 7);
@@ -68,7 +69,14 @@ export interface PlanBench {
    * CPU time per plan (medians): terraform with the provider processes it ran, plus the daemon's for MCKO; less
    * sensitive than wall time to other work on a shared machine. Undefined without Linux /proc.
    */
-  readonly cpu?: { readonly mckoMs: number; readonly terraformDataMs: number; readonly daemonMs: number };
+  readonly cpu?: {
+    readonly mckoMs: number;
+    readonly terraformDataMs: number;
+    readonly daemonMs: number;
+    /** Of `mckoMs`: what the MCKO provider processes used (each reports its own at exit), and terraform alone. */
+    readonly providerMs: number;
+    readonly terraformOnlyMs: number;
+  };
   /** Each round's MCKO ÷ terraform_data, in order. */
   readonly roundRatios: readonly number[];
   /** The 1-minute load average at the start of each plan: lowest and highest. */
@@ -78,8 +86,17 @@ export interface PlanBench {
 export async function benchPlan300(rounds = Number(process.env["BENCH_ROUNDS"] ?? 5), count = 300): Promise<PlanBench> {
   const { startAcc, PROVIDER_HEADER } = await import("../test/provider/acc-harness.js");
   const acc = await startAcc();
+  // Each provider process appends its own CPU time at exit (a --require'd preload; the provider is not changed), so
+  // terraform's own share of the MCKO plan's CPU can be told apart from the provider's.
+  const probeDir = mkdtempSync(join(tmpdir(), "mcko-bench-cpu-"));
+  const probe = join(probeDir, "cpu-at-exit.cjs");
+  const cpuLog = join(probeDir, "provider-cpu.log");
+  writeFileSync(
+    probe,
+    `const { appendFileSync } = require("node:fs");\nprocess.on("exit", () => { const c = process.cpuUsage(); appendFileSync(${JSON.stringify(cpuLog)}, ((c.user + c.system) / 1000) + "\\n"); });\n`,
+  );
   try {
-    const mcko = acc.workspace();
+    const mcko = acc.workspace({ NODE_OPTIONS: `--require ${probe}` });
     const keys = Array.from(
       { length: count - 1 },
       (_, i) => `resource "mcko_key" "k${i}" {\n  vault     = mcko_vault.b.id\n  name      = "k${i}"\n  algorithm = "AES_256"\n  labels    = { n = "${i}" }\n}\n`,
@@ -93,8 +110,10 @@ export async function benchPlan300(rounds = Number(process.env["BENCH_ROUNDS"] ?
     }
     const loads: number[] = [];
     const daemonPid = acc.daemon.child.pid;
+    const providerCpu: number[] = [];
     const time = async (ws: typeof mcko, cpu: number[], daemonCpu: number[]): Promise<number> => {
       loads.push(loadavg()[0] ?? 0);
+      writeFileSync(cpuLog, "");
       const c0 = reapedChildrenCpuMs();
       const d0 = daemonPid === undefined ? undefined : processCpuMs(daemonPid);
       const t0 = performance.now();
@@ -105,6 +124,7 @@ export async function benchPlan300(rounds = Number(process.env["BENCH_ROUNDS"] ?
       const d1 = daemonPid === undefined ? undefined : processCpuMs(daemonPid);
       if (c0 !== undefined && c1 !== undefined) cpu.push(c1 - c0);
       if (d0 !== undefined && d1 !== undefined) daemonCpu.push(d1 - d0);
+      if (ws === mcko) providerCpu.push(readFileSync(cpuLog, "utf8").split("\n").filter(Boolean).reduce((sum, l) => sum + Number(l), 0));
       return ms;
     };
     const a: number[] = [];
@@ -125,13 +145,22 @@ export async function benchPlan300(rounds = Number(process.env["BENCH_ROUNDS"] ?
       terraformDataPlanMs,
       ratio: mckoPlanMs / terraformDataPlanMs,
       ...(aCpu.length === rounds && bCpu.length === rounds
-        ? { cpu: { mckoMs: median(aCpu), terraformDataMs: median(bCpu), daemonMs: dCpu.length === rounds ? median(dCpu) : 0 } }
+        ? {
+            cpu: {
+              mckoMs: median(aCpu),
+              terraformDataMs: median(bCpu),
+              daemonMs: dCpu.length === rounds ? median(dCpu) : 0,
+              providerMs: median(providerCpu),
+              terraformOnlyMs: median(aCpu.map((c, i) => c - (providerCpu[i] as number))),
+            },
+          }
         : {}),
       roundRatios: a.map((x, i) => x / (b[i] as number)),
       load: { min: Math.min(...loads), max: Math.max(...loads) },
     };
   } finally {
     await acc.close();
+    rmSync(probeDir, { recursive: true, force: true });
   }
 }
 

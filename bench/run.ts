@@ -60,6 +60,13 @@ if (want("provider")) {
       undefined,
       `(${c.mckoMs.toFixed(0)} + daemon ${c.daemonMs.toFixed(0)}) ms / ${c.terraformDataMs.toFixed(0)} ms (medians)`,
     );
+    report(
+      `  terraform's own CPU in the MCKO plan / the terraform plan`,
+      c.terraformOnlyMs / c.terraformDataMs,
+      "(info)",
+      undefined,
+      `${c.terraformOnlyMs.toFixed(0)} ms / ${c.terraformDataMs.toFixed(0)} ms; the provider processes used ${c.providerMs.toFixed(0)} ms. Run as parallel as the terraform_data plan, terraform's own work alone takes this multiple of that plan's wall time, before any provider work`,
+    );
   }
 }
 if (want("distribute")) {

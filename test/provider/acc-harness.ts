@@ -29,8 +29,11 @@ export interface Acc {
   readonly home: Home;
   readonly daemon: DaemonProcess;
   readonly clients: Clients;
-  /** A terraform working directory whose provider talks to this daemon (MCKO_* environment defaults). */
-  workspace(): TfWorkspace;
+  /**
+   * A terraform working directory whose provider talks to this daemon (MCKO_* environment defaults); `env` adds to
+   * the environment terraform and its provider processes get.
+   */
+  workspace(env?: Readonly<Record<string, string>>): TfWorkspace;
   close(): Promise<void>;
 }
 
@@ -44,7 +47,7 @@ export async function startAcc(): Promise<Acc> {
     home,
     daemon,
     clients,
-    workspace: () => {
+    workspace: (extraEnv = {}) => {
       const ws = makeWorkspace({
         source: SOURCE,
         type: "mcko",
@@ -54,6 +57,7 @@ export async function startAcc(): Promise<Acc> {
           MCKO_CA_CERT: join(home.dir, "tls/ca.pem"),
           MCKO_CLIENT_CERT: join(home.dir, "admin.pem"),
           MCKO_CLIENT_KEY: join(home.dir, "admin.key"),
+          ...extraEnv,
         },
       });
       workspaces.push(ws);
