@@ -8,6 +8,13 @@
  * seals the journal entries of the accepted ones in order, hands the whole group to the persister, and only
  * when that resolves applies the changes to memory and resolves the callers. Readers therefore never see a
  * change that is not yet durable, and a request that fails its checks is rejected alone.
+ *
+ * Gathering: a group costs a fixed amount on top of its members (the head signature, the WAL and journal writes,
+ * the flushes and their thread hand-offs: more than the CPU of three CreateKeys on the 2-core machine), so when
+ * fewer commits are queued than the previous group had, the writer lets the event loop turn up to
+ * `GATHER_TURNS` times first: requests already read from the sockets reach the queue and share the group. A
+ * lone committer pays those turns (tens of microseconds); under 16 concurrent CreateKey callers groups grow from
+ * about 5 to about 8 and the daemon's CPU per call falls by a fifth (`npm run bench -- --only daemon`).
  */
 import {
   StoreConflictError,
@@ -63,6 +70,9 @@ interface AcceptedCommit {
 /** A group takes at most this many requests, so one slow group cannot grow without bound. */
 const MAX_GROUP = 1024;
 
+/** Event-loop turns a group waits at most for more commits (see "Gathering" above). */
+const GATHER_TURNS = 3;
+
 export class CommitEngine {
   readonly #table: RecordTable;
   readonly #sealer: JournalSealer | undefined;
@@ -71,6 +81,8 @@ export class CommitEngine {
   #queue: QueuedCommit[] = [];
   #writer: Promise<void> = Promise.resolve();
   #isWriting = false;
+  /** Size of the last group taken: the number of commits worth waiting a few event-loop turns for. */
+  #lastGroupSize = 0;
 
   constructor(deps: { table: RecordTable; sealer: JournalSealer | undefined; persister: CommitPersister; head: JournalHead }) {
     this.#table = deps.table;
@@ -111,7 +123,11 @@ export class CommitEngine {
   async #drain(): Promise<void> {
     try {
       while (this.#queue.length > 0) {
+        for (let turn = 0; turn < GATHER_TURNS && this.#queue.length < this.#lastGroupSize; turn++) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
         const group = this.#queue.splice(0, MAX_GROUP);
+        this.#lastGroupSize = group.length;
         await this.#commitGroup(group);
       }
     } finally {
