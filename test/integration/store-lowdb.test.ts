@@ -166,26 +166,37 @@ test("lowdb: journal lines past the committed head (crash before the WAL record)
   t.true(evidence.endsWith("\n"));
 });
 
-test("lowdb: the last commit's journal lines, lost before the journal flush finished, are rewritten from the WAL", async (t) => {
+test("lowdb: journal lines of the commits still in the WAL, lost or zero-filled before a checkpoint flushed them, are rewritten from the WAL", async (t) => {
   const dir = await tempDir(t);
   const store = await openStore(t, { dir, sealer: sha256Sealer, shardCount: 8 });
   await store.commit({ mutations: [put("l/1", 1)], journal: [{ e: 1 }, { e: 2 }] });
+  await store.checkpoint(); // the journal is flushed; these lines leave the WAL
   await store.commit({ mutations: [put("l/2", 2)], journal: [{ e: 3 }, { e: 4 }] });
+  await store.commit({ mutations: [put("l/3", 3)], journal: [{ e: 5 }] });
   const before = await snapshotStore(store);
-  const image = await crashImage(t, dir);
-  const journal = join(image, "audit.jsonl");
-  const text = await readFile(journal, "utf8");
-  // The WAL record of the last commit reached the disk, its journal bytes only partly.
-  await writeFile(journal, text.slice(0, text.length - before.journal[3]!.length - 10));
-  const recovered = await openStore(t, { dir: image, sealer: sha256Sealer });
-  t.deepEqual(await snapshotStore(recovered), before);
-  t.is(await readFile(journal, "utf8"), text);
+  const text = await readFile(join(dir, "audit.jsonl"), "utf8");
+  const flushed = `${before.journal[0]}\n${before.journal[1]}\n`.length;
+
+  // The WAL records reached the disk, the journal's bytes of both later commits only partly.
+  const short = await crashImage(t, dir);
+  await writeFile(join(short, "audit.jsonl"), text.slice(0, flushed + 10));
+  t.deepEqual(await snapshotStore(await openStore(t, { dir: short, sealer: sha256Sealer })), before);
+  t.is(await readFile(join(short, "audit.jsonl"), "utf8"), text);
+
+  // The file's size reached the disk but its last blocks did not: zeros where the lines belong.
+  const zeroed = await crashImage(t, dir);
+  const bytes = Buffer.from(text, "utf8");
+  bytes.fill(0, flushed + 3);
+  await writeFile(join(zeroed, "audit.jsonl"), bytes);
+  t.deepEqual(await snapshotStore(await openStore(t, { dir: zeroed, sealer: sha256Sealer })), before);
+  t.is(await readFile(join(zeroed, "audit.jsonl"), "utf8"), text);
 });
 
-test("lowdb: a journal missing committed lines before the last commit's is StoreCorruptError, not repaired", async (t) => {
+test("lowdb: a journal missing or altering committed lines is StoreCorruptError, not repaired", async (t) => {
   const dir = await tempDir(t);
   const store = await openStore(t, { dir, sealer: sha256Sealer, shardCount: 8 });
   await store.commit({ mutations: [], journal: [{ e: 1 }, { e: 2 }, { e: 3 }] });
+  await store.checkpoint(); // lines 1-3 are now only in the journal file
   await store.commit({ mutations: [], journal: [{ e: 4 }] });
   const image = await crashImage(t, dir);
   const journal = join(image, "audit.jsonl");
@@ -194,11 +205,41 @@ test("lowdb: a journal missing committed lines before the last commit's is Store
   await t.throwsAsync(LowdbStore.open({ dir: image, sealer: sha256Sealer }), { instanceOf: StoreCorruptError, message: /truncated/ });
   await rm(journal);
   await t.throwsAsync(LowdbStore.open({ dir: image, sealer: sha256Sealer }), { instanceOf: StoreCorruptError, message: /missing/ });
-  // A line changed inside the committed part no longer splits into the committed number of lines.
+  // A line changed before the WAL's lines no longer splits into the committed number of lines.
   const edited = await crashImage(t, dir);
   const editedJournal = join(edited, "audit.jsonl");
   await writeFile(editedJournal, (await readFile(editedJournal, "utf8")).replace("\n", " "));
   await t.throwsAsync(LowdbStore.open({ dir: edited, sealer: sha256Sealer }), { instanceOf: StoreCorruptError, message: /lines/ });
+  // A line changed among the WAL's lines is not a crash's doing either: it is not overwritten from the WAL.
+  const altered = await crashImage(t, dir);
+  const alteredJournal = join(altered, "audit.jsonl");
+  const alteredText = await readFile(alteredJournal, "utf8");
+  const at = alteredText.lastIndexOf('"e":4');
+  await writeFile(alteredJournal, `${alteredText.slice(0, at)}"e":5${alteredText.slice(at + 5)}`);
+  await t.throwsAsync(LowdbStore.open({ dir: altered, sealer: sha256Sealer }), { instanceOf: StoreCorruptError, message: /altered outside the store/ });
+  t.is(await readFile(alteredJournal, "utf8"), `${alteredText.slice(0, at)}"e":5${alteredText.slice(at + 5)}`, "the evidence is left as found");
+});
+
+test("lowdb: a journal flush failing at a checkpoint keeps the WAL segments that hold its lines", async (t) => {
+  const dir = await tempDir(t);
+  const faults = new ScriptedFaults().fail("journal-sync");
+  const store = await openStore(t, { dir, sealer: sha256Sealer, shardCount: 8, faults });
+  await store.commit({ mutations: [put("j/1", 1)], journal: [{ e: 1 }] });
+  const segments = await segmentFiles(dir);
+  await store.checkpoint();
+  t.is(faults.pending, 0, "the fault was hit");
+  t.truthy(store.stats().checkpointError, "the checkpoint reports the failure");
+  t.true((await segmentFiles(dir)).includes(segments[0]!), "the segment with the unflushed lines is kept");
+  const before = await snapshotStore(store);
+  // Lost journal bytes are still recoverable from the kept segment.
+  const image = await crashImage(t, dir);
+  await writeFile(join(image, "audit.jsonl"), "");
+  t.deepEqual(await snapshotStore(await openStore(t, { dir: image, sealer: sha256Sealer })), before);
+  // The next checkpoint flushes and drops it.
+  await store.commit({ mutations: [put("j/2", 2)], journal: [{ e: 2 }] });
+  await store.checkpoint();
+  t.is(store.stats().checkpointError, undefined);
+  t.false((await segmentFiles(dir)).includes(segments[0]!));
 });
 
 test("lowdb: damage a crash cannot explain is StoreCorruptError", async (t) => {
@@ -234,7 +275,6 @@ test("lowdb: damage a crash cannot explain is StoreCorruptError", async (t) => {
 const commitFaults: { point: FaultPoint; action: FaultAction }[] = [
   { point: "journal-write", action: "fail" },
   { point: "journal-write", action: "partial" },
-  { point: "journal-sync", action: "fail" },
   { point: "wal-write", action: "fail" },
   { point: "wal-write", action: "partial" },
   { point: "wal-sync", action: "fail" },

@@ -1,9 +1,9 @@
 /**
  * The audit journal file: append-only JSON lines, line i holding sequence number i. Only the first
  * `committedBytes` are committed (the WAL records that length); recovery moves anything after it to
- * `audit.rolledback.jsonl` and cuts it off. The lines of the last commit are also in its WAL record, because the
- * journal and the WAL are fsynced together: recovery rewrites them if they did not all reach the disk. An index of
- * line offsets keeps `read` proportional to what it returns.
+ * `audit.rolledback.jsonl` and cuts it off. The file is flushed by checkpoints, not per commit: the lines of every
+ * commit since are also in the WAL, and recovery rewrites those that did not reach the disk. An index of line
+ * offsets keeps `read` proportional to what it returns.
  */
 import { open } from "node:fs/promises";
 import { dirname } from "node:path";
@@ -26,19 +26,20 @@ export class JournalFile {
 
   /**
    * Opens (creating it if absent and nothing is committed) the journal whose committed part is `committed.bytes`
-   * long and holds `committed.lines` lines, the last of them `lastCommitLines`, after recovering its tail. A
-   * journal missing bytes before the last commit's, or whose committed part does not hold exactly
-   * `committed.lines` lines, was truncated or altered outside the store: that is `StoreCorruptError`, not
-   * something to repair silently.
+   * long and holds `committed.lines` lines, the last of them `walLines` (the WAL's copy of the lines it may not
+   * hold on disk), after recovering its tail. Past a part that matches `walLines`, a crash can only have left
+   * those lines absent or zero-filled; they are rewritten. A journal missing bytes before `walLines`, holding other
+   * bytes where they belong, or whose committed part does not hold exactly `committed.lines` lines, was truncated
+   * or altered outside the store: that is `StoreCorruptError`, not something to repair silently.
    */
   static async open(
     path: string,
     rolledBackPath: string,
     committed: { bytes: number; lines: number },
-    lastCommitLines: readonly string[],
+    walLines: readonly string[],
     faults?: StoreFaults,
   ): Promise<JournalFile> {
-    const redo = encodeLines(lastCommitLines);
+    const redo = encodeLines(walLines);
     const redoStart = committed.bytes - redo.length;
     let size = await fileSize(path);
     if (size === undefined) {
@@ -60,7 +61,7 @@ export class JournalFile {
     );
     try {
       if (size > committed.bytes) await moveTailAside(file, size, rolledBackPath);
-      if (redo.length > 0 && !(await file.read(redoStart, redo.length)).equals(redo)) await file.rewrite(redo, redoStart);
+      if (redo.length > 0) await redoLines(file, redo, redoStart);
       const starts = await scanLineStarts(file, committed.bytes);
       if (starts.length !== committed.lines) {
         throw new StoreCorruptError(
@@ -119,6 +120,25 @@ export class JournalFile {
   async close(): Promise<void> {
     await this.#file.close();
   }
+}
+
+/**
+ * Makes the journal hold `redo` at `start`. The bytes on disk must be a prefix of `redo` followed by nothing or by
+ * zeros (blocks allocated but never written before a crash); anything else there was changed outside the store.
+ */
+async function redoLines(file: AppendFile, redo: Buffer, start: number): Promise<void> {
+  const have = await file.read(start, redo.length);
+  let same = 0;
+  while (same < have.length && have[same] === redo[same]) same++;
+  if (same === redo.length) return;
+  for (let i = same; i < have.length; i++) {
+    if (have[i] !== 0) {
+      throw new StoreCorruptError(
+        `audit journal ${file.path} differs at byte ${start + i} from the WAL's copy of its committed lines: it was altered outside the store`,
+      );
+    }
+  }
+  await file.rewrite(redo.subarray(same), start + same);
 }
 
 function encodeLines(lines: readonly string[]): Buffer {
