@@ -7,10 +7,13 @@
  * records CreateKey writes), so the set-up does not take minutes; measured calls all go through the daemon.
  *
  * (a) compares like with like: both servers are child processes started just before their measurement, both are
- * driven by 16 clients in this process sharing one mutual-TLS 1.3 connection (grpc-js pools identical channels),
- * both get the same warm-up by call count (so the JIT has seen the same number of calls of each), and both calls are
- * made the same way (no deadline, no metadata). Server and client CPU per call are read from /proc and
- * `process.cpuUsage()` over the measured window, to show where the time goes.
+ * driven by 16 clients in this process sharing one mutual-TLS 1.3 connection (grpc-js pools channels made with the
+ * same credentials object), both get the same warm-up by call count (so the JIT has seen the same number of calls of
+ * each), and both calls are made the same way (no deadline, no metadata). Server and client CPU per call are read
+ * from /proc and `process.cpuUsage()` over the measured window, to show where the time goes. The pair is measured
+ * again with a connection per client (a credentials object each), printed for information. (Until 2026-12-04 the
+ * CreateKey side made a credentials object per client and so ran over 16 connections while the echo side shared
+ * one: an unequal comparison, fixed here.)
  */
 import * as grpc from "@grpc/grpc-js";
 import { spawn } from "node:child_process";
@@ -78,13 +81,25 @@ async function throughput(ms: number, channels: number, serverPid: number, fn: (
   };
 }
 
-async function echoBaseline(home: Home, ms: number): Promise<Throughput> {
+/**
+ * How the 16 clients reach the server: `shared`, one credentials object for all, so grpc-js pools them onto one
+ * mutual-TLS connection (HTTP/2 multiplexes their calls); `separate`, a credentials object each, so each client
+ * has a connection of its own.
+ */
+export type Connections = "shared" | "separate";
+
+function credentialsFor(home: Home, connections: Connections): () => grpc.ChannelCredentials {
+  const shared = mtls(home);
+  return connections === "shared" ? () => shared : () => mtls(home);
+}
+
+async function echoBaseline(home: Home, ms: number, connections: Connections): Promise<Throughput> {
   const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "echo-server.ts"), join(home.dir, "tls/ca.pem"), join(home.dir, "tls/server.pem"), join(home.dir, "tls/server.key")], { stdio: ["ignore", "pipe", "inherit"] });
   try {
     const port = await new Promise<number>((res) => createInterface({ input: child.stdout! }).on("line", (l) => l.startsWith("port ") && res(Number(l.slice(5)))));
     const Echo = grpc.makeGenericClientConstructor(ECHO_SERVICE, "Echo");
-    const creds = mtls(home);
-    const clients = Array.from({ length: CLIENTS }, () => new Echo(`localhost:${port}`, creds, { "grpc.service_config_disable_resolution": 1 }) as unknown as grpc.Client & { echo: (b: Buffer, cb: (e: Error | null) => void) => void });
+    const creds = credentialsFor(home, connections);
+    const clients = Array.from({ length: CLIENTS }, () => new Echo(`localhost:${port}`, creds(), { "grpc.service_config_disable_resolution": 1 }) as unknown as grpc.Client & { echo: (b: Buffer, cb: (e: Error | null) => void) => void });
     const payload = Buffer.alloc(64, 1);
     const call = (i: number) => new Promise<void>((res, rej) => clients[i]!.echo(payload, (e) => (e ? rej(e) : res())));
     const rate = await throughput(ms, CLIENTS, child.pid!, call);
@@ -95,15 +110,16 @@ async function echoBaseline(home: Home, ms: number): Promise<Throughput> {
   }
 }
 
-async function createKeyRate(home: Home, ms: number): Promise<Throughput> {
+async function createKeyRate(home: Home, ms: number, connections: Connections, vault: string): Promise<Throughput> {
   const daemon = await startDaemonProcess(home);
-  const clients = Array.from({ length: CLIENTS }, () => clientsFor(daemon.address, mtls(home)));
+  const creds = credentialsFor(home, connections);
+  const clients = Array.from({ length: CLIENTS }, () => clientsFor(daemon.address, creds()));
   try {
-    await rpc(clients[0]!.vaults, clients[0]!.vaults.createVault, { vaultId: "tput", vault: { name: "", displayName: "", description: "", etag: "", keyCount: 0n }, requestId: "" });
+    await rpc(clients[0]!.vaults, clients[0]!.vaults.createVault, { vaultId: vault, vault: { name: "", displayName: "", description: "", etag: "", keyCount: 0n }, requestId: "" });
     let n = 0;
     // Called like the echo method: no deadline, no metadata.
     const call = (i: number) =>
-      new Promise<void>((res, rej) => clients[i]!.keys.createKey({ parent: "vaults/tput", keyId: `k${n++}`, key: keyMsg(), initialState: 0, requestId: "" }, (e) => (e ? rej(e) : res())));
+      new Promise<void>((res, rej) => clients[i]!.keys.createKey({ parent: `vaults/${vault}`, keyId: `k${n++}`, key: keyMsg(), initialState: 0, requestId: "" }, (e) => (e ? rej(e) : res())));
     return await throughput(ms, CLIENTS, daemon.child.pid!, call);
   } finally {
     clients.forEach((c) => c.close());
@@ -176,6 +192,8 @@ export interface DaemonBenchResult {
   readonly echoClientCpuUs: number;
   readonly createKeyClientCpuUs: number;
   readonly throughputRatio: number;
+  /** The same pair of measurements with a connection per client instead of one shared connection. */
+  readonly separate: { readonly echo: Throughput; readonly createKey: Throughput; readonly ratio: number };
   readonly p50SmallMs: number;
   readonly p50LargeMs: number;
   readonly p50Ratio: number;
@@ -193,8 +211,10 @@ export async function benchDaemon(options: { seconds?: number; largeKeys?: numbe
   try {
     const tputHome = await makeHome({ logLevel: "warn" });
     homes.push(tputHome);
-    const echo = await echoBaseline(tputHome, ms);
-    const create = await createKeyRate(tputHome, ms);
+    const echo = await echoBaseline(tputHome, ms, "shared");
+    const create = await createKeyRate(tputHome, ms, "shared", "tput");
+    const echoSeparate = await echoBaseline(tputHome, ms, "separate");
+    const createSeparate = await createKeyRate(tputHome, ms, "separate", "tput2");
     const smallHome = await makeHome({ logLevel: "warn" });
     const largeHome = await makeHome({ logLevel: "warn" });
     homes.push(smallHome, largeHome);
@@ -210,6 +230,7 @@ export async function benchDaemon(options: { seconds?: number; largeKeys?: numbe
       echoClientCpuUs: echo.clientCpuUsPerCall,
       createKeyClientCpuUs: create.clientCpuUsPerCall,
       throughputRatio: create.callsPerSec / echo.callsPerSec,
+      separate: { echo: echoSeparate, createKey: createSeparate, ratio: createSeparate.callsPerSec / echoSeparate.callsPerSec },
       p50SmallMs: s.p50Ms,
       p50LargeMs: l.p50Ms,
       p50Ratio: l.p50Ms / s.p50Ms,
