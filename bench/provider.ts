@@ -76,6 +76,12 @@ export interface PlanBench {
     /** Of `mckoMs`: what the MCKO provider processes used (each reports its own at exit), and terraform alone. */
     readonly providerMs: number;
     readonly terraformOnlyMs: number;
+    /**
+     * The same plan over `resources` resources of the test suite's fixture provider (a trivial Node.js provider:
+     * one small resource type kept in a JSON file, no daemon): wall time, terraform's own CPU and the provider's.
+     * What terraform itself spends with a provider that does next to nothing.
+     */
+    readonly fixture: { readonly planMs: number; readonly terraformOnlyMs: number; readonly providerMs: number };
   };
   /** Each round's MCKO ÷ terraform_data, in order. */
   readonly roundRatios: readonly number[];
@@ -85,6 +91,8 @@ export interface PlanBench {
 
 export async function benchPlan300(rounds = Number(process.env["BENCH_ROUNDS"] ?? 5), count = 300): Promise<PlanBench> {
   const { startAcc, PROVIDER_HEADER } = await import("../test/provider/acc-harness.js");
+  const { makeWorkspace } = await import("../test/support/tf-terraform.js");
+  const { TEST_PROVIDER_MAIN } = await import("../test/support/tf-plugin-launcher.js");
   const acc = await startAcc();
   // Each provider process appends its own CPU time at exit (a --require'd preload; the provider is not changed), so
   // terraform's own share of the MCKO plan's CPU can be told apart from the provider's.
@@ -95,6 +103,7 @@ export async function benchPlan300(rounds = Number(process.env["BENCH_ROUNDS"] ?
     probe,
     `const { appendFileSync } = require("node:fs");\nprocess.on("exit", () => { const c = process.cpuUsage(); appendFileSync(${JSON.stringify(cpuLog)}, ((c.user + c.system) / 1000) + "\\n"); });\n`,
   );
+  let fixtureWs: { cleanup(): void } | undefined;
   try {
     const mcko = acc.workspace({ NODE_OPTIONS: `--require ${probe}` });
     const keys = Array.from(
@@ -104,13 +113,21 @@ export async function benchPlan300(rounds = Number(process.env["BENCH_ROUNDS"] ?
     mcko.writeConfig(`${PROVIDER_HEADER}\nresource "mcko_vault" "b" {\n  name = "bench"\n}\n${keys}`);
     const base = acc.workspace();
     base.writeConfig(Array.from({ length: count }, (_, i) => `resource "terraform_data" "d${i}" {\n  input = { name = "k${i}", n = "${i}" }\n}\n`).join(""));
-    for (const ws of [mcko, base]) {
+    const fixture = makeWorkspace({ source: "example.com/mcko/tftest", type: "tftest", entry: TEST_PROVIDER_MAIN, env: { NODE_OPTIONS: `--require ${probe}` } });
+    fixtureWs = fixture;
+    fixture.writeConfig(
+      `terraform {\n  required_providers {\n    tftest = { source = "example.com/mcko/tftest" }\n  }\n}\n` +
+        `provider "tftest" {\n  store_path = ${JSON.stringify(join(fixture.dir, "store.json"))}\n}\n` +
+        Array.from({ length: count }, (_, i) => `resource "tftest_thing" "t${i}" {\n  name = "k${i}"\n  tags = { n = "${i}" }\n}\n`).join(""),
+    );
+    for (const ws of [mcko, base, fixture]) {
       const r = await ws.run("apply", "-no-color", "-input=false", "-auto-approve");
       if (r.code !== 0) throw new Error(`bench setup apply failed:\n${r.stdout}\n${r.stderr}`);
     }
     const loads: number[] = [];
     const daemonPid = acc.daemon.child.pid;
     const providerCpu: number[] = [];
+    const fixtureProviderCpu: number[] = [];
     const time = async (ws: typeof mcko, cpu: number[], daemonCpu: number[]): Promise<number> => {
       loads.push(loadavg()[0] ?? 0);
       writeFileSync(cpuLog, "");
@@ -124,7 +141,9 @@ export async function benchPlan300(rounds = Number(process.env["BENCH_ROUNDS"] ?
       const d1 = daemonPid === undefined ? undefined : processCpuMs(daemonPid);
       if (c0 !== undefined && c1 !== undefined) cpu.push(c1 - c0);
       if (d0 !== undefined && d1 !== undefined) daemonCpu.push(d1 - d0);
-      if (ws === mcko) providerCpu.push(readFileSync(cpuLog, "utf8").split("\n").filter(Boolean).reduce((sum, l) => sum + Number(l), 0));
+      const providersCpu = readFileSync(cpuLog, "utf8").split("\n").filter(Boolean).reduce((sum, l) => sum + Number(l), 0);
+      if (ws === mcko) providerCpu.push(providersCpu);
+      if (ws === fixture) fixtureProviderCpu.push(providersCpu);
       return ms;
     };
     const a: number[] = [];
@@ -132,9 +151,12 @@ export async function benchPlan300(rounds = Number(process.env["BENCH_ROUNDS"] ?
     const aCpu: number[] = [];
     const bCpu: number[] = [];
     const dCpu: number[] = [];
+    const f: number[] = [];
+    const fCpu: number[] = [];
     for (let i = 0; i < rounds; i++) {
       a.push(await time(mcko, aCpu, dCpu));
       b.push(await time(base, bCpu, []));
+      f.push(await time(fixture, fCpu, []));
     }
     const mckoPlanMs = median(a);
     const terraformDataPlanMs = median(b);
@@ -144,7 +166,7 @@ export async function benchPlan300(rounds = Number(process.env["BENCH_ROUNDS"] ?
       mckoPlanMs,
       terraformDataPlanMs,
       ratio: mckoPlanMs / terraformDataPlanMs,
-      ...(aCpu.length === rounds && bCpu.length === rounds
+      ...(aCpu.length === rounds && bCpu.length === rounds && fCpu.length === rounds
         ? {
             cpu: {
               mckoMs: median(aCpu),
@@ -152,6 +174,11 @@ export async function benchPlan300(rounds = Number(process.env["BENCH_ROUNDS"] ?
               daemonMs: dCpu.length === rounds ? median(dCpu) : 0,
               providerMs: median(providerCpu),
               terraformOnlyMs: median(aCpu.map((c, i) => c - (providerCpu[i] as number))),
+              fixture: {
+                planMs: median(f),
+                terraformOnlyMs: median(fCpu.map((c, i) => c - (fixtureProviderCpu[i] as number))),
+                providerMs: median(fixtureProviderCpu),
+              },
             },
           }
         : {}),
@@ -160,6 +187,7 @@ export async function benchPlan300(rounds = Number(process.env["BENCH_ROUNDS"] ?
     };
   } finally {
     await acc.close();
+    fixtureWs?.cleanup();
     rmSync(probeDir, { recursive: true, force: true });
   }
 }

@@ -69,6 +69,23 @@ if (want("provider")) {
       undefined,
       `${c.terraformOnlyMs.toFixed(0)} ms / ${c.terraformDataMs.toFixed(0)} ms; the provider processes used ${c.providerMs.toFixed(0)} ms. Run as parallel as the terraform_data plan, terraform's own work alone takes this multiple of that plan's wall time, before any provider work`,
     );
+    report(
+      `  same, with a trivial Node.js fixture provider instead`,
+      c.fixture.terraformOnlyMs / c.terraformDataMs,
+      "(info)",
+      undefined,
+      `${c.fixture.terraformOnlyMs.toFixed(0)} ms / ${c.terraformDataMs.toFixed(0)} ms; its plan took ${c.fixture.planMs.toFixed(0)} ms (${(c.fixture.planMs / plan.terraformDataPlanMs).toFixed(2)} × terraform_data), its provider processes ${c.fixture.providerMs.toFixed(0)} ms of CPU`,
+    );
+    // Terraform runs three provider processes one after the other (schema, validate, plan), each waited for.
+    const starts = (3 * p.nodeMs) / plan.terraformDataPlanMs;
+    const floor = c.fixture.terraformOnlyMs / c.terraformDataMs + starts;
+    report(
+      `  floor of the plan ratio for any Node.js provider`,
+      floor,
+      "(info)",
+      undefined,
+      `terraform's own work with the fixture provider at the terraform_data plan's parallelism (${(c.fixture.terraformOnlyMs / c.terraformDataMs).toFixed(2)}) + three bare node starts (3 × ${p.nodeMs.toFixed(0)} ms = ${starts.toFixed(2)} × ${plan.terraformDataPlanMs.toFixed(0)} ms), before any provider work`,
+    );
   }
 }
 if (want("distribute")) {
