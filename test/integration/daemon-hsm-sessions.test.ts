@@ -6,22 +6,11 @@
  */
 import test from "ava";
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
-import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { KeyAlgorithm, KeyState } from "../../protos/gen/mcko/v1/key.js";
+import { fileHashes } from "../support/files.js";
 import { MCKO_BIN, clientsFor, makeHome, mtls, rpc, startDaemonProcess, type Home } from "../support/daemon.js";
-
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const p = join(dir, name);
-    return statSync(p).isDirectory() ? filesUnder(p) : [p];
-  });
-}
-
-function hashes(dir: string): Record<string, string> {
-  return Object.fromEntries(filesUnder(dir).sort().map((f) => [f.slice(dir.length), createHash("sha256").update(readFileSync(f)).digest("hex")]));
-}
 
 /** Rewrites the home's config with `sessions` in its hsm section (undefined removes it). */
 function setSessions(home: Home, sessions: unknown): void {
@@ -31,10 +20,17 @@ function setSessions(home: Home, sessions: unknown): void {
   writeFileSync(home.configFile, JSON.stringify(config, null, 2));
 }
 
-/** The `hsmSessions` field of the daemon's "mckod serving" log line. */
-function servingSessions(logs: string): unknown {
-  const line = logs.split("\n").find((l) => l.includes('"mckod serving"'));
-  return line === undefined ? undefined : (JSON.parse(line) as { hsmSessions?: unknown }).hsmSessions;
+/**
+ * The `hsmSessions` field of the daemon's "mckod serving" log line. The JSON log goes to stderr, which may reach us
+ * after the stdout line that told `startDaemonProcess` the daemon serves: wait for it (at most 10 s).
+ */
+async function servingSessions(logs: () => string): Promise<unknown> {
+  for (const end = Date.now() + 10_000; ; ) {
+    const line = logs().split("\n").find((l) => l.includes('"mckod serving"'));
+    if (line !== undefined) return (JSON.parse(line) as { hsmSessions?: unknown }).hsmSessions;
+    if (Date.now() > end) return undefined;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 const keyMsg = (algorithm: KeyAlgorithm) => ({ name: "", algorithm, state: 0, versions: [], primaryVersion: 0, labels: {}, etag: "", protectionLevel: "" });
@@ -48,7 +44,7 @@ test("hsm.sessions: one session serves 32 concurrent calls, the default is 16, a
   const one = await startDaemonProcess(home);
   const c = clientsFor(one.address, mtls(home));
   try {
-    t.is(servingSessions(one.logs()), 1, "the daemon serves with the one session configured");
+    t.is(await servingSessions(one.logs), 1, "the daemon serves with the one session configured");
     await rpc(c.vaults, c.vaults.createVault, { vaultId: "s", vault: { name: "", displayName: "", description: "", etag: "", keyCount: 0n }, requestId: "" });
     // 32 calls at once through one session: symmetric and asymmetric generation, each wrapped under the master.
     const algorithms = [KeyAlgorithm.KEY_ALGORITHM_AES_256, KeyAlgorithm.KEY_ALGORITHM_HMAC_SHA256, KeyAlgorithm.KEY_ALGORITHM_EC_P256, KeyAlgorithm.KEY_ALGORITHM_RSA_2048];
@@ -73,7 +69,7 @@ test("hsm.sessions: one session serves 32 concurrent calls, the default is 16, a
   const dflt = await startDaemonProcess(home);
   const d = clientsFor(dflt.address, mtls(home));
   try {
-    t.is(servingSessions(dflt.logs()), 16, "without hsm.sessions the pool has 16 sessions");
+    t.is(await servingSessions(dflt.logs), 16, "without hsm.sessions the pool has 16 sessions");
     const listed = await rpc(d.keys, d.keys.listKeys, { parent: "vaults/s", pageSize: 100, pageToken: "", filter: "" });
     t.is(listed.keys.length, 32, "the keys made with one session are all there");
   } finally {
@@ -81,7 +77,7 @@ test("hsm.sessions: one session serves 32 concurrent calls, the default is 16, a
     await dflt.stop();
   }
 
-  const before = hashes(home.dataDir);
+  const before = fileHashes(home.dataDir);
   for (const bad of [0, 257, 2.5, "8"]) {
     setSessions(home, bad);
     const child = spawn(MCKO_BIN, ["daemon", "--config", home.configFile], { stdio: ["ignore", "pipe", "pipe"] });
@@ -93,5 +89,5 @@ test("hsm.sessions: one session serves 32 concurrent calls, the default is 16, a
     t.regex(out, /hsm\.sessions \(in .*config\.json\) must be an integer from 1 to 256/, `the message names the setting (${JSON.stringify(bad)})`);
     t.notRegex(out, /mckod serving/);
   }
-  t.deepEqual(hashes(home.dataDir), before, "a refused start changes no file of the vault");
+  t.deepEqual(fileHashes(home.dataDir), before, "a refused start changes no file of the vault");
 });
