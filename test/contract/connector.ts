@@ -31,7 +31,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type { TestFn } from "ava";
 import { randomUUID } from "node:crypto";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CloudKeyState, SyncState, type Distribution } from "../../protos/gen/mcko/v1/distribution.js";
 import { KeyAlgorithm, KeyState, type Key } from "../../protos/gen/mcko/v1/key.js";
@@ -40,6 +40,7 @@ import type { FaultConfig, ScriptedFault } from "../emulators/common/faults.js";
 import type { CallRecord } from "../emulators/common/records.js";
 import { clientsFor, decodeFailure, makeHome, mtls, rpc, rpcError, startDaemonProcess, type Clients, type DaemonProcess, type Home } from "../support/daemon.js";
 import { keystoreClientsFor, newKey, type KeystoreClients } from "../support/keystores.js";
+import { filesUnder } from "../support/files.js";
 
 /** A cloud key as the target's own admin interface (not the connector) sees it. */
 export interface CloudKeyInfo {
@@ -306,13 +307,6 @@ function seeded(seed: number): () => number {
     x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
     return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const p = join(dir, name);
-    return statSync(p).isDirectory() ? filesUnder(p) : [p];
-  });
 }
 
 async function inBatches(n: number, parallel: number, fn: (i: number) => Promise<void>): Promise<void> {

@@ -8,7 +8,7 @@
  * in this process and reading its secret part (AES/HMAC value, RSA private exponent, EC private scalar).
  */
 import test from "ava";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { KeyAlgorithm, KeyState } from "../../protos/gen/mcko/v1/key.js";
 import { kwpUnwrap } from "../../daemon/src/hsm/kcv.js";
@@ -17,13 +17,7 @@ import { LowdbStore } from "../../daemon/src/store/lowdb/lowdb-store.js";
 import type { KeyRecord } from "../../daemon/src/core/keys.js";
 import { clientsFor, makeHome, mtls, rpc, startDaemonProcess } from "../support/daemon.js";
 import { recoverMaterialsForTest } from "../support/softhsm.js";
-
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const p = join(dir, name);
-    return statSync(p).isDirectory() ? filesUnder(p) : [p];
-  });
-}
+import { filesUnder } from "../support/files.js";
 
 /** Every textual form the material could take: hex, and base64/base64url at all three byte alignments. */
 function needles(material: Buffer): string[] {

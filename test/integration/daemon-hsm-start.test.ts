@@ -6,27 +6,16 @@
  */
 import test from "ava";
 import { execFile, spawn } from "node:child_process";
-import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { KeyAlgorithm } from "../../protos/gen/mcko/v1/key.js";
+import { fileHashes } from "../support/files.js";
 import { MCKO_BIN, clientsFor, mtls, rpc, startDaemonProcess, type Home } from "../support/daemon.js";
 import { createSoftHsmToken } from "../support/softhsm.js";
 
 const run = promisify(execFile);
-
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const p = join(dir, name);
-    return statSync(p).isDirectory() ? filesUnder(p) : [p];
-  });
-}
-
-function hashes(dir: string): Record<string, string> {
-  return Object.fromEntries(filesUnder(dir).sort().map((f) => [f.slice(dir.length), createHash("sha256").update(readFileSync(f)).digest("hex")]));
-}
 
 /** Runs `mcko daemon` expecting it to refuse: resolves with its exit code and stderr. */
 function refusedStart(configFile: string): Promise<{ code: number | null; stderr: string; stdout: string }> {
@@ -83,7 +72,7 @@ test("mcko init --hsm pkcs11 through the CLI; the daemon refuses a wrong PIN, a 
     c.close();
   }
   t.is(await daemon.stop(), 0);
-  const before = hashes(home.dataDir);
+  const before = fileHashes(home.dataDir);
   t.true(Object.keys(before).length >= 3, "the vault has files to protect");
 
   const withConfig = (patch: (hsm: Record<string, unknown>) => void): void => {
@@ -96,7 +85,7 @@ test("mcko init --hsm pkcs11 through the CLI; the daemon refuses a wrong PIN, a 
     t.is(r.code, 1, `${why}: exit code`);
     t.regex(r.stderr, message, `${why}: stderr says which`);
     t.false(r.stdout.includes("mckod serving"), `${why}: never served`);
-    t.deepEqual(hashes(home.dataDir), before, `${why}: the vault files are untouched`);
+    t.deepEqual(fileHashes(home.dataDir), before, `${why}: the vault files are untouched`);
   };
 
   // A wrong PIN (the PIN itself never appears in the message).

@@ -9,7 +9,7 @@
 import test from "ava";
 import * as grpc from "@grpc/grpc-js";
 import { createDecipheriv, randomBytes } from "node:crypto";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { KeyAlgorithm, KeyState } from "../../protos/gen/mcko/v1/key.js";
 import { CloudKeyState, SyncState } from "../../protos/gen/mcko/v1/distribution.js";
@@ -18,6 +18,7 @@ import { parseCiphertext, startKeyProtectEmulator } from "../emulators/key-prote
 import { wrap as kpWrapCiphertext } from "../emulators/key-protect/crypto.js";
 import { clientsFor, decodeFailure, makeHome, mtls, rpc, rpcError, startDaemonProcess, type Home } from "../support/daemon.js";
 import { awsKeystore, keystoreClientsFor, newKey, vaultMaterials } from "../support/keystores.js";
+import { filesUnder } from "../support/files.js";
 
 const VAULT = "kp";
 const INSTANCE = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b";
@@ -32,13 +33,6 @@ function kpConfig(c: Partial<IbmKeyProtectConfig>): IbmKeyProtectConfig {
 
 function kpKeystore(c: Partial<IbmKeyProtectConfig>, extra: Partial<Keystore> = {}): Keystore {
   return { ...awsKeystore({}), type: KeystoreType.KEYSTORE_TYPE_IBM_KEY_PROTECT, config: { $case: "ibmKeyProtect", value: kpConfig(c) }, allowSoftwareWrap: true, ...extra };
-}
-
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const p = join(dir, name);
-    return statSync(p).isDirectory() ? filesUnder(p) : [p];
-  });
 }
 
 type Unary<Req, Res> = (req: Req, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: (err: grpc.ServiceError | null, res: Res) => void) => grpc.ClientUnaryCall;

@@ -8,7 +8,7 @@
 // same port), and neither it nor the client key appears in any file of the terraform working directory (state,
 // backup, cdk.tf.json, .terraform/) or in the synth output.
 import { execFile } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -25,6 +25,7 @@ import { type Clients, clientsFor, type DaemonProcess, mtls, REPO, startDaemonPr
 import { recoverMaterialsForTest } from "../support/softhsm.js";
 import type { TfResult, TfWorkspace } from "../support/tf-terraform.js";
 import { type Acc, accEnabled, applyClean, checkState, daemonCall, planExit, readState, show, SOURCE, startAcc } from "./acc-harness.js";
+import { filesUnder } from "../support/files.js";
 
 const run = promisify(execFile);
 const enabled = accEnabled("cdktf_example.test.ts");
@@ -157,13 +158,6 @@ async function recoverVaultMaterials(vault: string): Promise<Buffer[]> {
   clients = clientsFor(daemon.address, mtls(acc.home));
   restarted.push({ daemon, clients });
   return materials;
-}
-
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const p = join(dir, name);
-    return statSync(p).isDirectory() ? filesUnder(p) : [p];
-  });
 }
 
 /** No needle (key material, client key) in any file under `dirs`; returns how many files were searched. */
