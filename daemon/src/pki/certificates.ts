@@ -52,17 +52,23 @@ function newKeyPair(): forge.pki.rsa.KeyPair {
   return forge.pki.rsa.generateKeyPair({ bits: 2048, e: 0x10001 });
 }
 
-function serialNumber(): string {
-  // Positive 128-bit serial (leading bit cleared).
+/**
+ * A random 16-byte certificate serial, written as node-forge takes it (hex of the DER INTEGER's content bytes). The
+ * first byte is 0x01–0x7f: positive (high bit clear) and never 0x00. node-forge drops one leading 0x00 before a byte
+ * below 0x80 but not a second, so two leading zero bytes came out as a padding zero that DER forbids; OpenSSL then
+ * refuses the certificate ("illegal padding"), and as a trusted CA it is silently left out, so every peer fails with
+ * "unable to verify the first certificate" (one serial in 65,536 here before; one in 512 in the test emulators).
+ */
+export function certificateSerial(): string {
   const b = randomBytes(16);
-  b[0] = b[0]! & 0x7f;
+  b[0] = (b[0]! & 0x7f) | 0x01;
   return b.toString("hex");
 }
 
 function baseCert(publicKey: forge.pki.PublicKey, options: IssueOptions): forge.pki.Certificate {
   const cert = forge.pki.createCertificate();
   cert.publicKey = publicKey;
-  cert.serialNumber = serialNumber();
+  cert.serialNumber = certificateSerial();
   const now = new Date();
   cert.validity.notBefore = new Date(now.getTime() - 5 * 60_000);
   cert.validity.notAfter = new Date(now.getTime() + options.validityDays * 86_400_000);

@@ -5,6 +5,10 @@
 import { generateKeyPair } from "node:crypto";
 import { promisify } from "node:util";
 import forge from "node-forge";
+// The daemon's serial generator: 16 random bytes, a DER INTEGER that OpenSSL accepts (see its comment; the "0" + 30 hex
+// digits used here before made one certificate in 512 unreadable, and a connector test failed now and then with
+// "unable to verify the first certificate").
+import { certificateSerial } from "../../../daemon/src/pki/certificates.js";
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
@@ -22,11 +26,6 @@ async function rsaKeyPair(): Promise<{ privatePem: string; publicPem: string }> 
   };
 }
 
-function serial(): string {
-  // Positive serial: first hex digit below 8.
-  return "0" + forge.util.bytesToHex(forge.random.getBytesSync(15));
-}
-
 export async function makeTlsMaterial(
   opts: { commonName?: string; hosts?: string[]; ips?: string[]; validDays?: number } = {},
 ): Promise<TlsMaterial> {
@@ -40,7 +39,7 @@ export async function makeTlsMaterial(
   const caKey = forge.pki.privateKeyFromPem(ca.privatePem);
   const caCert = forge.pki.createCertificate();
   caCert.publicKey = forge.pki.publicKeyFromPem(ca.publicPem);
-  caCert.serialNumber = serial();
+  caCert.serialNumber = certificateSerial();
   caCert.validity.notBefore = now;
   caCert.validity.notAfter = until;
   const caName = [{ name: "commonName", value: `${opts.commonName ?? "MCKO emulator"} CA` }];
@@ -55,7 +54,7 @@ export async function makeTlsMaterial(
 
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(leaf.publicPem);
-  cert.serialNumber = serial();
+  cert.serialNumber = certificateSerial();
   cert.validity.notBefore = now;
   cert.validity.notAfter = until;
   cert.setSubject([{ name: "commonName", value: hosts[0] ?? "localhost" }]);
