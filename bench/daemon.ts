@@ -11,7 +11,9 @@
  * same credentials object), both get the same warm-up by call count (so the JIT has seen the same number of calls of
  * each), and both calls are made the same way (no deadline, no metadata). Server and client CPU per call are read
  * from /proc and `process.cpuUsage()` over the measured window, to show where the time goes. The pair is measured
- * again with a connection per client (a credentials object each), printed for information. (Until 2026-12-04 the
+ * again with a connection per client (a credentials object each), printed for information. The shared pair runs in
+ * three rounds, echo then CreateKey each, and the figure is the median round's ratio: the machine's speed drifts by a
+ * fifth or more over a minute, and a round's two sides, measured back to back, drift least. (Until 2026-12-04 the
  * CreateKey side made a credentials object per client and so ran over 16 connections while the echo side shared
  * one: an unequal comparison, fixed here.)
  */
@@ -191,7 +193,9 @@ export interface DaemonBenchResult {
   readonly daemonCpuUs: number;
   readonly echoClientCpuUs: number;
   readonly createKeyClientCpuUs: number;
+  /** The median round's CreateKey/s ÷ echo/s; the other fields of (a) are that round's. */
   readonly throughputRatio: number;
+  readonly roundRatios: readonly number[];
   /** The same pair of measurements with a connection per client instead of one shared connection. */
   readonly separate: { readonly echo: Throughput; readonly createKey: Throughput; readonly ratio: number };
   readonly p50SmallMs: number;
@@ -202,7 +206,12 @@ export interface DaemonBenchResult {
   readonly largeKeys: number;
 }
 
-export async function benchDaemon(options: { seconds?: number; largeKeys?: number; smallKeys?: number; samples?: number } = {}): Promise<DaemonBenchResult> {
+/** The element with the median value of `by` (the upper one of the middle two for an even count). */
+function median<T>(items: readonly T[], by: (item: T) => number): T {
+  return [...items].sort((a, b) => by(a) - by(b))[items.length >> 1]!;
+}
+
+export async function benchDaemon(options: { seconds?: number; rounds?: number; largeKeys?: number; smallKeys?: number; samples?: number } = {}): Promise<DaemonBenchResult> {
   const ms = (options.seconds ?? 5) * 1000;
   const large = options.largeKeys ?? 100_000;
   const small = options.smallKeys ?? 1_000;
@@ -211,10 +220,17 @@ export async function benchDaemon(options: { seconds?: number; largeKeys?: numbe
   try {
     const tputHome = await makeHome({ logLevel: "warn" });
     homes.push(tputHome);
-    const echo = await echoBaseline(tputHome, ms, "shared");
-    const create = await createKeyRate(tputHome, ms, "shared", "tput");
+    // Echo and CreateKey alternate, round by round, so a slow spell of this shared machine weighs on both sides
+    // of a round's ratio; the figure is the median round.
+    const rounds: { echo: Throughput; create: Throughput; ratio: number }[] = [];
+    for (let r = 0; r < (options.rounds ?? 3); r++) {
+      const echo = await echoBaseline(tputHome, ms, "shared");
+      const create = await createKeyRate(tputHome, ms, "shared", `tput${r}`);
+      rounds.push({ echo, create, ratio: create.callsPerSec / echo.callsPerSec });
+    }
+    const { echo, create } = median(rounds, (x) => x.ratio);
     const echoSeparate = await echoBaseline(tputHome, ms, "separate");
-    const createSeparate = await createKeyRate(tputHome, ms, "separate", "tput2");
+    const createSeparate = await createKeyRate(tputHome, ms, "separate", "tputsep");
     const smallHome = await makeHome({ logLevel: "warn" });
     const largeHome = await makeHome({ logLevel: "warn" });
     homes.push(smallHome, largeHome);
@@ -229,7 +245,8 @@ export async function benchDaemon(options: { seconds?: number; largeKeys?: numbe
       daemonCpuUs: create.serverCpuUsPerCall,
       echoClientCpuUs: echo.clientCpuUsPerCall,
       createKeyClientCpuUs: create.clientCpuUsPerCall,
-      throughputRatio: create.callsPerSec / echo.callsPerSec,
+      throughputRatio: median(rounds, (x) => x.ratio).ratio,
+      roundRatios: rounds.map((x) => x.ratio),
       separate: { echo: echoSeparate, createKey: createSeparate, ratio: createSeparate.callsPerSec / echoSeparate.callsPerSec },
       p50SmallMs: s.p50Ms,
       p50LargeMs: l.p50Ms,
