@@ -10,11 +10,11 @@
  * audit event. Last, at the connector level: an interrupted push resumes into exactly one object, and a token that
  * refuses to change usage attributes gets the object removed on disable and pushed again on enable.
  */
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import * as grpc from "@grpc/grpc-js";
 import { execFile, spawn } from "node:child_process";
 import { createDecipheriv, createHmac, createPublicKey, randomUUID, verify } from "node:crypto";
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -24,6 +24,7 @@ import { CloudKeyState, SyncState, type Distribution } from "../../protos/gen/mc
 import { REPO, clientsFor, decodeFailure, makeHome, mtls, rpc, rpcError, startDaemonProcess, type Clients, type DaemonProcess, type Home } from "../support/daemon.js";
 import { keystoreClientsFor, newKey, vaultMaterials, type KeystoreClients } from "../support/keystores.js";
 import { SOFTHSM_MODULE_PATH, createSoftHsmToken, recoverMaterialsForTest, type SoftHsmToken } from "../support/softhsm.js";
+import { filesUnder } from "../support/files.js";
 import { LowdbStore } from "../../daemon/src/store/lowdb/lowdb-store.js";
 import type { KeyRecord } from "../../daemon/src/core/keys.js";
 import { SoftwareHsm } from "../../daemon/src/hsm/software/software-hsm.js";
@@ -209,6 +210,31 @@ const getDist = async (w: World, id: string, keystore = "tok"): Promise<Distribu
 const getKey = async (w: World, id: string): Promise<Key> => (await rpc(w.c.keys, w.c.keys.getKey, { name: `vaults/${VAULT}/keys/${id}` })).key!;
 const setState = (w: World, id: string, state: KeyState) => rpc(w.c.keys, w.c.keys.setKeyState, { name: `vaults/${VAULT}/keys/${id}`, state, etag: "", reason: "test" });
 
+/**
+ * The tests of one backend are the steps of one scenario: each works on what the steps before it left (keys, token
+ * objects, `made`). A step whose earlier steps have not run (e.g. with `--match`) runs them first, each at most once.
+ */
+function scenario(backend: "software" | "pkcs11") {
+  const steps: Array<{ title: string; timeoutMs: number; run: (t: ExecutionContext, w: World) => Promise<void> }> = [];
+  const done = new Map<string, Promise<void>>();
+  return (title: string, timeoutMs: number, run: (t: ExecutionContext, w: World) => Promise<void>): void => {
+    const before = [...steps];
+    const me = { title, timeoutMs, run };
+    steps.push(me);
+    test.serial(`[${backend}] ${title}`, async (t) => {
+      t.timeout([...before, me].reduce((sum, s) => sum + (done.has(s.title) ? 0 : s.timeoutMs), 0));
+      const w = await world(backend);
+      for (const s of [...before, me]) {
+        if (!done.has(s.title)) {
+          if (s !== me) t.log(`running the earlier step first: ${s.title}`);
+          done.set(s.title, s.run(t, w));
+        }
+        await done.get(s.title);
+      }
+    });
+  };
+}
+
 /** Checks what the application made with a private key object against the vault's public key of that version. */
 function verifiesWithVaultPublicKey(key: Key, version: number, m: Made): boolean {
   const spki = key.versions.find((v) => v.versionNumber === version)!.publicKey;
@@ -219,9 +245,8 @@ function verifiesWithVaultPublicKey(key: Key, version: number, m: Made): boolean
 }
 
 for (const backend of ["software", "pkcs11"] as const) {
-  test.serial(`[${backend}] every algorithm arrives as a sensitive, non-extractable token object that a separate application finds by label and uses`, async (t) => {
-    t.timeout(600_000);
-    const w = await world(backend);
+  const step = scenario(backend);
+  step(`every algorithm arrives as a sensitive, non-extractable token object that a separate application finds by label and uses`, 600_000, async (t, w) => {
     const ks = (await rpc(w.k.keystores, w.k.keystores.createKeystore, { parent: `vaults/${VAULT}`, keystoreId: "tok", keystore: pkcs11Keystore({ pin: PIN, labelPrefix: "app/" }), requestId: "", validateOnly: false })).keystore!;
     w.responses.push(JSON.stringify(ks, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v)));
     t.true(ks.hasCredentials);
@@ -285,9 +310,7 @@ for (const backend of ["software", "pkcs11"] as const) {
     t.deepEqual(live.drift, [], "read live: no drift");
   });
 
-  test.serial(`[${backend}] disable/enable, rotation, compromise and destroy are reflected in the token's attributes and objects`, async (t) => {
-    t.timeout(600_000);
-    const w = await world(backend);
+  step(`disable/enable, rotation, compromise and destroy are reflected in the token's attributes and objects`, 600_000, async (t, w) => {
     const aes = await getDist(w, "aes256");
     const flags = async (id: string) => (await inspect(w)).find((o) => o.id === id);
 
@@ -346,9 +369,7 @@ for (const backend of ["software", "pkcs11"] as const) {
     t.true(objects.some((o) => o.label === "app/rsa2048"), "other objects stay");
   });
 
-  test.serial(`[${backend}] bad input names the field and changes nothing; the PIN is in no log, file, response or audit event`, async (t) => {
-    t.timeout(300_000);
-    const w = await world(backend);
+  step(`bad input names the field and changes nothing; the PIN is in no log, file, response or audit event`, 300_000, async (t, w) => {
     const fail = async <Req, Res>(client: grpc.Client, fn: Parameters<typeof rpcError<Req, Res>>[1], req: Req) => {
       const f = await rpcError(client, fn, req);
       w.responses.push(JSON.stringify(f));
@@ -434,9 +455,7 @@ for (const backend of ["software", "pkcs11"] as const) {
   });
 
   if (backend === "software") {
-    test.serial(`[${backend}] mcko keystore add --type pkcs11 takes the PIN only from a 0600 file; a key distributed with the CLI reaches the token`, async (t) => {
-      t.timeout(120_000);
-      const w = await world(backend);
+    step(`mcko keystore add --type pkcs11 takes the PIN only from a 0600 file; a key distributed with the CLI reaches the token`, 120_000, async (t, w) => {
       const mcko = (...args: string[]) =>
         execFileAsync(join(REPO, "daemon/bin/mcko"), args, { env: { ...process.env, MCKO_HOME: w.home.dir, MCKO_ADDR: w.daemon.address } }).then(
           (r) => ({ stdout: r.stdout, stderr: r.stderr, code: 0 }),
@@ -476,9 +495,7 @@ for (const backend of ["software", "pkcs11"] as const) {
     });
   }
 
-  test.serial(`[${backend}] the vault's copy decrypts and verifies what the application made with the token objects`, async (t) => {
-    t.timeout(300_000);
-    const w = await world(backend);
+  step(`the vault's copy decrypts and verifies what the application made with the token objects`, 300_000, async (t, w) => {
     const journal = readFileSync(w.home.journalFile, "utf8");
     t.true(journal.includes("KeystoreService/CreateKeystore"), "keystore changes are audited");
     await w.daemon.stop();
@@ -521,7 +538,6 @@ for (const backend of ["software", "pkcs11"] as const) {
     for (const m of materials.values()) for (const b of m.values()) b.fill(0);
 
     // Canary: the PINs appear nowhere the daemon wrote or answered.
-    const filesUnder = (dir: string): string[] => readdirSync(dir).flatMap((name) => (statSync(join(dir, name)).isDirectory() ? filesUnder(join(dir, name)) : [join(dir, name)]));
     const haystacks = filesUnder(w.home.dir).map((file) => ({ where: file, text: readFileSync(file).toString("latin1") }));
     haystacks.push({ where: "daemon log", text: w.daemon.logs() }, { where: "responses and errors", text: w.responses.join("\n") });
     t.true(w.daemon.logs().includes('"level":'), "the daemon's log was captured (it runs at trace)");
