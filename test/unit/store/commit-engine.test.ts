@@ -1,6 +1,6 @@
 /**
  * CommitEngine with a controllable persister: grouping, what is visible before and after the persist resolves,
- * and a failed persist rejecting its whole group without touching state.
+ * a failed persist rejecting its whole group without touching state, and the pipeline of two groups in flight.
  */
 import test from "ava";
 import { CommitEngine, type CommitPersister, type PersistBatch } from "../../../daemon/src/store/memory/commit-engine.js";
@@ -25,12 +25,13 @@ class GatedPersister implements CommitPersister {
     while (this.batches.length < n) await new Promise<void>((resolve) => this.#waiters.push(resolve));
   }
 
-  release(): void {
-    this.#gates.shift()!.resolve();
+  /** Resolves the oldest persist not yet settled, or the `index`th of those. */
+  release(index = 0): void {
+    this.#gates.splice(index, 1)[0]!.resolve();
   }
 
-  fail(error: unknown): void {
-    this.#gates.shift()!.reject(error);
+  fail(error: unknown, index = 0): void {
+    this.#gates.splice(index, 1)[0]!.reject(error);
   }
 }
 
@@ -125,4 +126,58 @@ test("a sealer that breaks the line-per-seq rule fails only its own commit", asy
   await t.throwsAsync(bad, { message: /single line/ });
   t.is((await good).journalHead.seq, 1);
   t.is(table.get("b"), undefined);
+});
+
+test("pipeline: a group queued while one is in flight is handed over at once, checked against it, and applied after it", async (t) => {
+  const { table, persister, engine } = setup();
+  const a = engine.commit({ mutations: [{ op: "put", key: "k", value: "a", expectVersion: 0 }], journal: [{ n: 1 }] });
+  await persister.handedOver(1);
+  const b = engine.commit({ mutations: [{ op: "put", key: "k", value: "b", expectVersion: 1 }], journal: [{ n: 2 }] });
+  await persister.handedOver(2);
+  const second = persister.batches[1]!;
+  t.deepEqual(second.ops, [{ kind: "put", key: "k", version: 2, json: '"b"' }], "checked against the group in flight");
+  t.deepEqual(verifySealedLines([...persister.batches[0]!.journalLines, ...second.journalLines]).parsed.map((l) => l.entry), [{ n: 1 }, { n: 2 }], "sealed after its lines");
+  // A third commit waits: two groups are in flight.
+  const c = engine.commit({ mutations: [{ op: "put", key: "k", value: "c", expectVersion: 2 }] });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  t.is(persister.batches.length, 2);
+  // The second group's persist finishing first changes nothing visible: it applies after the first.
+  persister.release(1);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  t.is(table.get("k"), undefined);
+  t.deepEqual(engine.head, EMPTY_JOURNAL_HEAD);
+  persister.release(0);
+  t.is((await a).versions.get("k"), 1);
+  t.is((await b).versions.get("k"), 2);
+  t.deepEqual(table.get("k"), { key: "k", version: 2, value: "b" });
+  t.is(engine.head.seq, 2);
+  await persister.handedOver(3);
+  persister.release();
+  t.is((await c).versions.get("k"), 3);
+});
+
+test("pipeline: a failed group fails the group checked against it, state and head stay, and the next commit starts afresh", async (t) => {
+  const { table, persister, engine } = setup();
+  const a = engine.commit({ mutations: [{ op: "put", key: "k", value: "a" }], journal: [{ n: 1 }] });
+  await persister.handedOver(1);
+  const b = engine.commit({ mutations: [{ op: "put", key: "k", value: "b", expectVersion: 1 }], journal: [{ n: 2 }] });
+  await persister.handedOver(2);
+  persister.fail(new Error("EIO"), 0);
+  await t.throwsAsync(a, { instanceOf: StoreIoError });
+  // Nothing new starts while the doomed group is in flight.
+  const c = engine.commit({ mutations: [{ op: "put", key: "k", value: "c", expectVersion: 0 }], journal: [{ n: 3 }] });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  t.is(persister.batches.length, 2);
+  // Even if its own persist succeeds, the group behind the failed one fails: it was checked against it.
+  persister.release(0);
+  await t.throwsAsync(b, { instanceOf: StoreIoError, message: /earlier commit/ });
+  t.is(table.get("k"), undefined);
+  t.deepEqual(engine.head, EMPTY_JOURNAL_HEAD);
+  await persister.handedOver(3);
+  const third = persister.batches[2]!;
+  t.deepEqual(third.ops, [{ kind: "put", key: "k", version: 1, json: '"c"' }], "checked against the committed state only");
+  t.deepEqual(verifySealedLines(third.journalLines).parsed.map((l) => l.entry), [{ n: 3 }], "sealed from the committed head");
+  persister.release();
+  t.is((await c).journalHead.seq, 1);
+  t.deepEqual(table.get("k"), { key: "k", version: 1, value: "c" });
 });

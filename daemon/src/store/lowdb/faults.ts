@@ -22,9 +22,10 @@ export type FaultPoint =
 
 /**
  * `fail`: the step throws before doing anything. `partial`: a write step writes the first half of its bytes and
- * then throws (at other steps it acts as `fail`).
+ * then throws (at other steps it acts as `fail`). `late`: a flush runs and then reports failure, as an fsync that
+ * lost a page in writeback does (at other steps it acts as `fail`); meanwhile the next commit may be written.
  */
-export type FaultAction = "fail" | "partial";
+export type FaultAction = "fail" | "partial" | "late";
 
 export interface StoreFaults {
   /** Called before each step; return an action to make that step fail, or undefined to let it run. */

@@ -83,8 +83,11 @@ export class JournalFile {
     return this.#starts.length;
   }
 
-  /** Writes `lines` after the committed part, without fsync; returns the new end, not yet committed. */
-  async append(lines: readonly string[]): Promise<number> {
+  /**
+   * Writes `lines` after the committed part and the appends not yet confirmed, synchronously, without fsync; returns
+   * the new end, not yet committed.
+   */
+  append(lines: readonly string[]): number {
     return this.#file.write(encodeLines(lines));
   }
 
@@ -92,7 +95,7 @@ export class JournalFile {
     await this.#file.sync();
   }
 
-  /** Commits an `append` once the WAL record naming `end` is durable. */
+  /** Commits an `append` once the WAL record naming `end` is durable (appends are confirmed in order). */
   confirm(lines: readonly string[], end: number): void {
     let pos = this.#file.end;
     for (const line of lines) {
@@ -102,7 +105,7 @@ export class JournalFile {
     this.#file.confirm(end);
   }
 
-  /** Cuts off an append that was not committed. */
+  /** Cuts off every append not confirmed. */
   async rollback(): Promise<void> {
     await this.#file.rollback();
   }

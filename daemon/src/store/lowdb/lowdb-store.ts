@@ -19,6 +19,15 @@
  * lines not yet known to be on disk are exactly those of the commits in the remaining WAL segments. (One flush per
  * group instead of two saves, on the 2-core machine, a thread-pool round trip and the file system's work for the
  * second file: about a seventh of the daemon's CPU per CreateKey.)
+ * Pipelining: the commit engine may hand over the next group while the last one's flush runs (two at most). Its
+ * journal lines and WAL record are written right after the last group's, with the next commit number, and its flush
+ * started at once; each group is confirmed only after the group before it. When a group fails (a write or its flush),
+ * every group written after it fails too (they were checked against it), appends are refused until all groups in
+ * flight have settled, and the WAL and then the journal are cut back to the last confirmed group. The writes of a
+ * group are synchronous and checked against that refusal first, so no group is written after a cut-back began; and a
+ * crash before the cut-back leaves a WAL whose records still follow one another (a group's record is never written
+ * without the records before it), which recovery replays like any unacknowledged tail: as if those commits had
+ * succeeded, their callers having had no answer.
  * A crash before the WAL record is whole leaves journal bytes past the committed length: recovery moves them
  * aside. A crash after it may leave the journal lines of any commit still in the WAL short or zero-filled:
  * recovery rewrites them from the WAL records. A failed write or flush is cut off again (journal only after the
@@ -123,6 +132,22 @@ interface Paths {
   readonly rolledBack: string;
 }
 
+/** A group's record written to the WAL, its flush started. */
+interface Appended {
+  readonly wal: AppendFile;
+  readonly walEnd: number;
+  readonly state: WalState;
+  readonly flushed: Promise<void>;
+}
+
+/** A write of a group's bytes failed: some may be in the files. */
+class AppendFailedError extends Error {
+  override name = "AppendFailedError";
+  constructor(cause: unknown) {
+    super("append failed", { cause });
+  }
+}
+
 interface ActiveSegment {
   readonly number: number;
   readonly file: AppendFile;
@@ -167,11 +192,22 @@ export class LowdbStore implements Store {
   #failure: unknown;
   #closing: Promise<void> | undefined;
   readonly #reads = new Set<Promise<string[]>>();
+  /** State after the newest group written; equal to `#state` when no group is in flight. */
+  #written: WalState;
+  /** Groups handed to `#persist` and not yet settled (the commit engine keeps at most two). */
+  #inFlight = 0;
+  /** Settles with whether the newest group handed to `#persist` committed. */
+  #tail: Promise<boolean> = Promise.resolve(true);
+  /** The same for the newest group whose bytes were written (or whose write failed). */
+  #lastAppended: Promise<boolean> = Promise.resolve(true);
+  /** Set when a group failed while later ones may be in flight: appends are refused until all have settled. */
+  #isPoisoned = false;
 
   private constructor(parts: Parts) {
     this.#paths = parts.paths;
     this.#table = parts.table;
     this.#state = parts.state;
+    this.#written = parts.state;
     this.#segment = parts.segment;
     this.#dirty = parts.dirty;
     this.#journal = parts.journal;
@@ -184,7 +220,7 @@ export class LowdbStore implements Store {
       table: parts.table,
       sealer: parts.sealer,
       head: parts.state.head,
-      persister: { persist: (batch) => this.#withWal(() => this.#persist(batch)) },
+      persister: { persist: (batch) => this.#persist(batch) },
     });
   }
 
@@ -335,6 +371,9 @@ export class LowdbStore implements Store {
 
   async #checkpointNow(): Promise<void> {
     await this.#withWal(async () => {
+      // A new segment starts from the committed state: the groups written so far settle first (those waiting for
+      // the WAL lock are not written yet, and their settling waits for us).
+      await this.#lastAppended;
       await this.#checkpoint;
       if (this.#failure !== undefined) return;
       if (this.#dirty.size === 0 && this.#segment.file.end === this.#segment.headerBytes) return;
@@ -352,38 +391,110 @@ export class LowdbStore implements Store {
     return run;
   }
 
-  /** Steps 1–3 of the commit (see the file comment). Runs under the WAL lock. */
-  async #persist(batch: PersistBatch): Promise<void> {
+  /**
+   * The persister's entry (see "Pipelining" in the file comment). Groups arrive in commit order, the next one
+   * possibly before the last has settled; each settles after the one before it, and fails if that one failed.
+   */
+  #persist(batch: PersistBatch): Promise<void> {
+    // With nothing in flight, a failure before does not concern this group (the engine checked it afresh).
+    if (this.#inFlight === 0) {
+      this.#isPoisoned = false;
+      this.#tail = Promise.resolve(true);
+    }
+    this.#inFlight++;
+    const previous = this.#tail;
+    const outcome = this.#persistAfter(batch, previous, () => {
+      this.#lastAppended = tail;
+    });
+    const tail = outcome.then(
+      () => true,
+      () => false,
+    );
+    this.#tail = tail;
+    return outcome.finally(() => {
+      this.#inFlight--;
+    });
+  }
+
+  async #persistAfter(batch: PersistBatch, previous: Promise<boolean>, onAppended: () => void): Promise<void> {
+    let appended: Appended;
+    try {
+      appended = await this.#withWal(() => this.#append(batch, previous, onAppended));
+    } catch (error) {
+      if (!(error instanceof AppendFailedError)) throw error;
+      // Some of the group's bytes may be in the files: cut them off, but not before the groups ahead have settled
+      // (the cut goes back to the committed end, which must include those that commit).
+      await previous;
+      await this.#cutBack();
+      throw new StoreIoError("writing the WAL or the audit journal failed; nothing was committed", { cause: error.cause });
+    }
+    let failure: unknown;
+    try {
+      await appended.flushed;
+    } catch (error) {
+      this.#isPoisoned = true;
+      failure = new StoreIoError("flushing the WAL failed; nothing was committed", { cause: error });
+    }
+    if (!(await previous)) {
+      this.#isPoisoned = true;
+      failure ??= new StoreIoError("an earlier commit written ahead of this one failed; nothing of this one was committed");
+    }
+    if (failure !== undefined) {
+      await this.#cutBack();
+      throw failure;
+    }
+    // Step 4 happens in the commit engine once this resolves.
+    appended.wal.confirm(appended.walEnd);
+    this.#journal?.confirm(batch.journalLines, appended.state.journalBytes);
+    this.#state = appended.state;
+    for (const op of batch.ops) this.#dirty.add(this.#table.shardOf(op.key));
+  }
+
+  /**
+   * Steps 1–2 of the commit, and step 3 started (see the file comment). Runs under the WAL lock. From the checks on,
+   * it runs without a pause (the writes are synchronous), so no cut-back can fall between its writes.
+   */
+  async #append(batch: PersistBatch, previous: Promise<boolean>, onAppended: () => void): Promise<Appended> {
+    if (this.#checkpoint === undefined && this.#segment.file.end >= this.#checkpointThreshold()) {
+      // A new segment starts from the committed state: the groups ahead must settle first.
+      if (await previous) await this.#startCheckpoint();
+    }
     if (this.#failure !== undefined) {
       throw new StoreIoError("the store refuses commits after an I/O failure it could not undo", { cause: this.#failure });
     }
-    if (this.#checkpoint === undefined && this.#segment.file.end >= this.#checkpointThreshold()) {
-      await this.#startCheckpoint();
+    if (this.#isPoisoned) {
+      throw new StoreIoError("an earlier commit written ahead of this one failed; nothing of this one was committed");
     }
     const journal = this.#journal;
     const lines = batch.journalLines;
     if (lines.length > 0 && journal === undefined) throw new StoreError("this store has no journal");
-    let journalBytes = this.#state.journalBytes;
-    try {
-      if (lines.length > 0) journalBytes = await journal!.append(lines);
-    } catch (error) {
-      await this.#undo(journal!);
-      throw new StoreIoError("writing the audit journal failed; nothing was committed", { cause: error });
-    }
-    const state: WalState = { commitSeq: this.#state.commitSeq + 1, head: batch.head, journalBytes };
     const wal = this.#segment.file;
+    let state: WalState;
+    let walEnd: number;
     try {
-      const walEnd = await wal.write(encodeCommit(batch.ops, lines, state));
-      // Only the WAL is flushed: it holds the journal lines too (see the file comment).
-      await wal.sync();
-      wal.confirm(walEnd);
+      const journalBytes = lines.length > 0 ? journal!.append(lines) : this.#written.journalBytes;
+      state = { commitSeq: this.#written.commitSeq + 1, head: batch.head, journalBytes };
+      walEnd = wal.write(encodeCommit(batch.ops, lines, state));
     } catch (error) {
-      if ((await this.#undo(wal)) && lines.length > 0) await this.#undo(journal!);
-      throw new StoreIoError("writing the WAL failed; nothing was committed", { cause: error });
+      this.#isPoisoned = true;
+      onAppended();
+      throw new AppendFailedError(error);
     }
-    journal?.confirm(lines, journalBytes);
-    this.#state = state;
-    for (const op of batch.ops) this.#dirty.add(this.#table.shardOf(op.key));
+    this.#written = state;
+    onAppended();
+    // Only the WAL is flushed: it holds the journal lines too (see the file comment).
+    const flushed = wal.sync();
+    flushed.catch(() => undefined); // awaited by #persistAfter; this only keeps it from counting as unhandled
+    return { wal, walEnd, state, flushed };
+  }
+
+  /**
+   * Cuts the WAL, then the journal, back to their committed ends: every group written and not confirmed is gone
+   * (journal only after the WAL: a WAL record that might survive must keep its journal lines).
+   */
+  async #cutBack(): Promise<void> {
+    this.#written = this.#state;
+    if ((await this.#undo(this.#segment.file)) && this.#journal !== undefined) await this.#undo(this.#journal);
   }
 
   /** Cuts a failed append off; on failure the store stops committing. Returns whether the cut succeeded. */
@@ -544,6 +655,16 @@ async function replayWal(
       }
       state = record;
       for (const line of record.journalLines) walJournalLines.push(line);
+    }
+    if (contents.afterTear !== undefined) {
+      // Two pipelined commits were being flushed, and only the second one's record reached the disk whole: neither
+      // was acknowledged (the second is confirmed only after the first), so both are part of the torn tail. That
+      // explains it only in the last segment, for the commit after the torn one, with never-written (zero) bytes in
+      // the torn one; anything else after a tear (an edited or rotted record) is damage.
+      const { record: second, unwrittenBefore } = contents.afterTear;
+      if (!isLast || !unwrittenBefore || second.type !== "commit" || second.commitSeq !== state.commitSeq + 2) {
+        throw new StoreCorruptError(`${path} is damaged at byte ${contents.validBytes}: valid records follow an invalid one`);
+      }
     }
     if (contents.validBytes < contents.fileBytes) {
       if (!isLast) throw new StoreCorruptError(`${path} has a damaged tail but is not the last segment`);

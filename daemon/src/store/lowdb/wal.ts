@@ -79,43 +79,56 @@ export interface SegmentContents {
   /** Length of the first record (the header when the segment is whole). */
   readonly firstRecordBytes: number;
   readonly fileBytes: number;
+  /**
+   * The one valid record found after the torn tail, if any, and whether the torn bytes before it hold a zero byte
+   * (which no record holds: JSON escapes it). A crash while two pipelined commits were being flushed can leave the
+   * second one's record whole on disk and part of the first one's never written (zeros: the file system writes pages
+   * back in any order); the caller accepts it as part of the torn tail only where that explains it (see `replayWal`).
+   */
+  readonly afterTear?: { readonly record: WalRecord; readonly unwrittenBefore: boolean };
 }
 
 /**
  * Reads a segment. A record that is incomplete or fails its checksum ends the valid part: that is a torn tail,
- * left by a crash during an append. A valid record after an invalid one cannot come from a crash (appends are
- * sequential and each is fsynced before the next), so it means damage: `StoreCorruptError`.
+ * left by a crash during an append. Valid records after an invalid one cannot come from a crash, except a single
+ * one (`afterTear`, see there): more means damage, `StoreCorruptError`.
  */
 export async function readSegment(path: string): Promise<SegmentContents> {
   const data = await readFile(path);
   const records: WalRecord[] = [];
   let pos = 0;
   let firstRecordBytes = 0;
+  let afterTear: SegmentContents["afterTear"];
   while (pos < data.length) {
     const nl = data.indexOf(0x0a, pos);
     const record = nl < 0 ? undefined : decodeLine(data.subarray(pos, nl), path);
     if (record === undefined) {
-      if (hasValidLineAfter(data, nl < 0 ? data.length : nl + 1, path)) {
+      const after = validRecordsAfter(data, nl < 0 ? data.length : nl + 1, path);
+      if (after.length > 1) {
         throw new StoreCorruptError(`WAL segment ${path} is damaged at byte ${pos}: valid records follow an invalid one`);
       }
+      if (after[0] !== undefined) afterTear = { record: after[0].record, unwrittenBefore: data.subarray(pos, after[0].start).includes(0) };
       break;
     }
     records.push(record);
     pos = nl + 1;
     if (records.length === 1) firstRecordBytes = pos;
   }
-  return { records, validBytes: pos, firstRecordBytes, fileBytes: data.length };
+  return { records, validBytes: pos, firstRecordBytes, fileBytes: data.length, ...(afterTear ? { afterTear } : {}) };
 }
 
-function hasValidLineAfter(data: Buffer, from: number, path: string): boolean {
+/** The valid records from `from` on, with their offsets (stops at two: more than one is damage either way). */
+function validRecordsAfter(data: Buffer, from: number, path: string): { record: WalRecord; start: number }[] {
+  const found: { record: WalRecord; start: number }[] = [];
   let pos = from;
-  while (pos < data.length) {
+  while (pos < data.length && found.length < 2) {
     const nl = data.indexOf(0x0a, pos);
-    if (nl < 0) return false;
-    if (decodeLine(data.subarray(pos, nl), path) !== undefined) return true;
+    if (nl < 0) break;
+    const record = decodeLine(data.subarray(pos, nl), path);
+    if (record !== undefined) found.push({ record, start: pos });
     pos = nl + 1;
   }
-  return false;
+  return found;
 }
 
 /** undefined when the line is torn (bad framing or checksum); throws when a checksummed record is malformed. */
