@@ -12,7 +12,7 @@
  * each), and both calls are made the same way (no deadline, no metadata). Server and client CPU per call are read
  * from /proc and `process.cpuUsage()` over the measured window, to show where the time goes. The pair is measured
  * again with a connection per client (a credentials object each), printed for information. The shared pair runs in
- * three rounds, echo then CreateKey each, and the figure is the median round's ratio: the machine's speed drifts by a
+ * five rounds, echo then CreateKey each, and the figure is the median round's ratio: the machine's speed drifts by a
  * fifth or more over a minute, and a round's two sides, measured back to back, drift least. (Until 2026-12-04 the
  * CreateKey side made a credentials object per client and so ran over 16 connections while the echo side shared
  * one: an unequal comparison, fixed here.)
@@ -223,7 +223,7 @@ export async function benchDaemon(options: { seconds?: number; rounds?: number; 
     // Echo and CreateKey alternate, round by round, so a slow spell of this shared machine weighs on both sides
     // of a round's ratio; the figure is the median round.
     const rounds: { echo: Throughput; create: Throughput; ratio: number }[] = [];
-    for (let r = 0; r < (options.rounds ?? 3); r++) {
+    for (let r = 0; r < (options.rounds ?? 5); r++) {
       const echo = await echoBaseline(tputHome, ms, "shared");
       const create = await createKeyRate(tputHome, ms, "shared", `tput${r}`);
       rounds.push({ echo, create, ratio: create.callsPerSec / echo.callsPerSec });
