@@ -17,7 +17,8 @@
  * the calls otherwise travel as one convoy: the client answers 16 responses with 16 requests, the daemon commits them
  * as one group and both sides wait in turn for each other and for the flush. With a second group in flight the burst
  * splits into two cohorts whose flushes and client work overlap (`npm run bench -- --only daemon`: CreateKey/s ÷
- * echo/s from about 0.42 to about 0.55).
+ * echo/s from 0.40–0.44 to 0.50–0.54; pipelining without the early wake below gave nothing, the burst still forming
+ * one group).
  *
  * Gathering: a group costs a fixed amount on top of its members (the head signature, the WAL and journal writes,
  * the flush and its thread hand-offs: more than the CPU of three CreateKeys on the 2-core machine), so when fewer
