@@ -61,9 +61,10 @@ export function translatePkcs11Error(e: unknown, operation: string, tokenLabel: 
   if (code === pkcs11js.CKR_OBJECT_HANDLE_INVALID || code === pkcs11js.CKR_KEY_HANDLE_INVALID) return new ConnectorError("NOT_FOUND", `PKCS#11 token "${tokenLabel}" ${operation}: the object is gone (${name})`, details);
   if (code === pkcs11js.CKR_GENERAL_ERROR) {
     // SoftHSM 2.6 returns it now and then when token objects are created from several threads at once (its object
-    // store races: softhsm/SoftHSMv2#573; seen here as an AES-KWP unwrap into a token object failing while other
-    // pushes create objects, then succeeding with a fresh wrap). Such a failure creates nothing, so the push is
-    // retried until the call deadline; a cause that persists still ends the push with this error.
+    // store races: softhsm/SoftHSMv2#573). The connector creates token objects from one thread (token-connector.ts),
+    // which stopped the failures we saw; this is the backstop for what remains (the transport key pair is generated
+    // in the pool, and other tokens may have their own transient faults). Such a failure creates nothing, so the
+    // push is retried until the call deadline; a cause that persists still ends the push with this error.
     return new ConnectorError("REJECTED", `PKCS#11 token "${tokenLabel}" ${operation} failed with ${name} (retried until the call deadline)`, { ...details, retryable: true });
   }
   return new ConnectorError("REJECTED", `PKCS#11 token "${tokenLabel}" refused ${operation} with ${name}`, details);

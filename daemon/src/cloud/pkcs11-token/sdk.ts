@@ -40,6 +40,8 @@ export interface TokenSession {
   createObject(template: Template): Handle;
   generateKeyPair(mechanism: Mechanism, publicTemplate: Template, privateTemplate: Template): Promise<{ publicKey: Handle; privateKey: Handle }>;
   unwrapKey(mechanism: Mechanism, unwrappingKey: Handle, wrapped: Buffer, template: Template): Promise<Handle>;
+  /** C_UnwrapKey on the calling thread: for token objects, which are created from one thread only (token-connector.ts). */
+  unwrapKeySync(mechanism: Mechanism, unwrappingKey: Handle, wrapped: Buffer, template: Template): Handle;
 }
 
 export interface Pkcs11TokenApi {
@@ -158,5 +160,6 @@ function bind(pk: Pkcs11, slot: Handle, s: Handle): TokenSession {
     createObject: (template) => pk.C_CreateObject(s, template),
     generateKeyPair: (mechanism, publicTemplate, privateTemplate) => pk.C_GenerateKeyPairAsync(s, mechanism, publicTemplate, privateTemplate),
     unwrapKey: (mechanism, key, wrapped, template) => pk.C_UnwrapKeyAsync(s, mechanism, key, wrapped, template),
+    unwrapKeySync: (mechanism, key, wrapped, template) => pk.C_UnwrapKey(s, mechanism, key, wrapped, template),
   };
 }
