@@ -375,7 +375,7 @@ export class Pkcs11TokenConnector implements KeystoreConnector {
       // On this thread, like every other call that writes token objects (C_CreateObject, C_SetAttributeValue,
       // C_DestroyObject): SoftHSM 2.6's object store races when token objects are created from two threads at once
       // (softhsm/SoftHSMv2#573). With this unwrap in libuv's pool it failed with CKR_GENERAL_ERROR 13 times in 10
-      // runs of the connector contract's crash test, on this thread none in 22. It is one AES-KWP unwrap of a few
+      // runs of the connector contract's crash test, on this thread none in 28. It is one AES-KWP unwrap of a few
       // dozen bytes plus the object's write; the RSA step above, a private-key operation, stays in the pool.
       object = t.unwrapKeySync(KWP, ephemeral, kwpPart, template);
     } finally {
