@@ -1,7 +1,8 @@
 // Import-cycle and layer check (part of `npm run lint`, and run by test/unit/layers.test.ts).
 // Layers (DESIGN.md, STYLE.md §2): cli → api → core → {hsm, cloud, store}; adapters (hsm, cloud, store) never import
 // core, api or cli; core never imports @grpc/grpc-js or generated protos; only api/convert, api/* and cli touch
-// protos/gen on the daemon side; the provider never reaches into daemon/src/{core,store,hsm,cloud}.
+// protos/gen on the daemon side; the provider never reaches into daemon/src/{core,store,hsm,cloud}; process.env is
+// read only by the configuration modules.
 // Prints every violation and every cycle; exits 1 if there is any.
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
@@ -41,6 +42,8 @@ const rules = {
   provider: { denyDaemon: ["core", "store", "hsm", "cloud"] },
 };
 
+const ENV_READERS = ["daemon/src/config/", "daemon/src/cli/client-config.ts", "provider/src/config.ts"];
+
 for (const f of files) {
   const rel = relative(root, f);
   const text = readFileSync(f, "utf8");
@@ -61,6 +64,11 @@ for (const f of files) {
     if (rule.denyDaemon && rule.denyDaemon.some((l) => target.startsWith(`daemon/src/${l}/`))) problems.push(`${rel}: the provider must not reach into ${target}`);
   }
   graph.set(rel, deps);
+  // Configuration is read in one place per program (DESIGN.md): the daemon's config/, the CLI's client-config.ts
+  // (flags, MCKO_* variables, the home's client file) and the provider's config.ts.
+  if (/process\.env\b/.test(text) && !ENV_READERS.some((r) => rel === r || rel.startsWith(r))) {
+    problems.push(`${rel}: reads process.env outside the configuration modules (${ENV_READERS.join(", ")})`);
+  }
 }
 
 // Cycles: depth-first search with colours.

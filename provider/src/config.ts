@@ -1,9 +1,15 @@
 // The MCKO provider's configuration: the provider block's attributes, their environment defaults (MCKO_ADDR,
 // MCKO_CA_CERT, MCKO_CLIENT_CERT, MCKO_CLIENT_KEY) and how they compile into a daemon connection. The only file of the
-// provider (besides the plugin handshake) that reads the environment.
+// provider that reads the environment (also the go-plugin variables, for the entry point).
 import { readFileSync } from "node:fs";
 import { isUnknown, type CtyValue, type ObjectValue } from "./plugin/cty.js";
 import type { Diagnostics } from "./plugin/diagnostics.js";
+import { readPluginEnv, type PluginEnv } from "./plugin/handshake.js";
+
+/** The go-plugin variables Terraform set for this process (magic cookie, protocol versions, client certificate). */
+export function pluginEnvFromProcess(): PluginEnv {
+  return readPluginEnv(process.env);
+}
 
 export const ENV_ADDR = "MCKO_ADDR";
 export const ENV_CA_CERT = "MCKO_CA_CERT";

@@ -2,13 +2,14 @@
 // The cheap handshake checks run before the heavy imports, so a hand-run binary answers at once.
 // `terraform-provider-mcko --debug` serves for TF_REATTACH_PROVIDERS instead (TFPLUGIN.md §1.9).
 // No top-level await: provider/bin/build-provider.mjs bundles this file as CommonJS, which the wrapper runs.
-import { checkPluginEnv, readPluginEnv } from "./plugin/handshake.js";
+import { pluginEnvFromProcess } from "./config.js";
+import { checkPluginEnv } from "./plugin/handshake.js";
 
 export const PROVIDER_SOURCE = "registry.terraform.io/mcko/mcko";
 
 async function main(): Promise<void> {
   const debug = process.argv.includes("--debug");
-  const env = readPluginEnv(process.env);
+  const env = pluginEnvFromProcess();
   const check = checkPluginEnv(env);
   if (!debug && !check.ok) {
     process.stderr.write(check.message);

@@ -14,7 +14,7 @@ import type { ProviderDefinition } from "./resource.js";
 const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
 
 export interface ServeOptions {
-  /** The plugin variables of the environment, read by the entry point (readPluginEnv(process.env)). */
+  /** The plugin variables of the environment, read by the entry point (config.ts pluginEnvFromProcess). */
   readonly env: PluginEnv;
   /** Where the handshake line goes (default process.stdout). */
   readonly writeStdout?: (s: string) => void;
