@@ -52,8 +52,11 @@ export interface PersistBatch {
 
 export interface CommitPersister {
   /**
-   * Makes the group durable. Called by one writer at a time, never concurrently. On failure it must leave no
-   * trace that a later open would apply, and reject with `StoreIoError`.
+   * Makes the group durable. Groups arrive in commit order, the next one possibly before the last one's promise has
+   * settled (up to `PIPELINE_DEPTH` at once); a group must not become durable without the groups before it, and when
+   * one fails, every group handed over while it was in flight must fail too. On failure it must leave no trace that
+   * a later open would apply, and reject with `StoreIoError`. A call after all earlier ones have settled starts
+   * afresh (the engine checked that group against the committed state only).
    */
   persist(batch: PersistBatch): Promise<void>;
 }
