@@ -70,6 +70,15 @@ const azure: ConnectorTarget = {
       fieldViolations: ["keystore.azure_key_vault.kek_name", "keystore.azure_key_vault.vault_url"],
     },
     {
+      // Software-protected keys would be imported as a JWK: the key's plaintext in the daemon. Only the .byok path is
+      // offered, and asking for the other is refused naming the field.
+      title: "software protection (hsm: false), which would mean a plaintext JWK import",
+      config: (w) => ({ $case: "azureKeyVault", value: { ...(w.config(w.credentials).value as AzureKeyVaultConfig), hsm: false } }),
+      validateOnly: false,
+      code: grpc.status.INVALID_ARGUMENT,
+      fieldViolations: ["keystore.azure_key_vault.hsm"],
+    },
+    {
       title: "a vault that does not exist (its host name does not resolve)",
       config: (w) => ({ $case: "azureKeyVault", value: { ...(w.config(w.credentials).value as AzureKeyVaultConfig), vaultUrl: "https://mcko-nowhere.vault.azure.invalid" } }),
       validateOnly: true,
